@@ -4,6 +4,7 @@
     status          every version: aliases, lifecycle, metric, approval, lineage (--json)
     approve/reject  answer the waiting approval through Airflow's REST API
     rollback        production back to the version the current one replaced
+    db-migrate      create/upgrade the package's tables (SQLite default or $MODELOPS_DB_URL)
 """
 
 from __future__ import annotations
@@ -63,6 +64,23 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from modelops import db
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = db.get_engine(args.url)
+    try:
+        applied = db.migrate(engine, force=True)
+    except SQLAlchemyError as exc:
+        print(f"error: cannot migrate {db.redacted_url(engine)}: {type(exc.orig or exc).__name__}: "
+              f"{str(exc.orig or exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"{db.redacted_url(engine)}: schema version {db.schema_version(engine)}"
+          + (f" (applied {', '.join(applied)})" if applied else " (up to date)"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m modelops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="problem config YAML (default: $MODELOPS_CONFIG or include/config/store_sales.yaml)")
@@ -93,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--user", default=None)
     r.add_argument("--reason", default="")
     r.set_defaults(func=cmd_rollback)
+
+    m = sub.add_parser("db-migrate", help="create or upgrade the package's tables (idempotent)")
+    m.add_argument("--url", default=None, help="SQLAlchemy URL (default $MODELOPS_DB_URL or the embedded SQLite)")
+    m.set_defaults(func=cmd_db_migrate)
     return p
 
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from modelops.settings import database_url
+from modelops import db
+from modelops.db import dispose_engines, get_engine  # noqa: F401 - the drift table's callers use these names
 from modelops.storage import as_day
 
 if TYPE_CHECKING:
@@ -27,11 +26,9 @@ if TYPE_CHECKING:
 TABLE = "modelops_drift_reports"
 _NAME_MAX = 255
 
-metadata = sa.MetaData()
-
 drift_reports = sa.Table(
     TABLE,
-    metadata,
+    db.metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("model_name", sa.String(_NAME_MAX), nullable=False),
     sa.Column("model_version", sa.String(64), nullable=True),
@@ -55,42 +52,10 @@ drift_reports = sa.Table(
     sa.Index("ix_modelops_drift_reports_model_date", "model_name", "logical_date"),
 )
 
-_engines: dict[str, Engine] = {}
-_engines_lock = threading.Lock()
-
-
-def get_engine(url: str | None = None) -> Engine:
-    """One engine (and pool) per URL for the process; default ``settings.database_url()``."""
-    url = url or database_url()
-    with _engines_lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = _create_engine(url)
-            _engines[url] = engine
-        return engine
-
-
-def _create_engine(url: str) -> Engine:
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        # several Airflow workers may write: wait for the file lock instead of failing at once
-        return sa.create_engine(url, connect_args={"timeout": 30})
-    return sa.create_engine(url, pool_pre_ping=True)
-
-
-def dispose_engines() -> None:
-    """Close every cached pool (tests dropping a database, forked workers)."""
-    with _engines_lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
-
 
 def create_schema(engine: Engine) -> None:
-    """Create the table and its index if missing; safe to call on every run."""
-    metadata.create_all(engine, checkfirst=True)
+    """Create/migrate the package's tables (see ``modelops.db.migrate``); safe to call on every run."""
+    db.migrate(engine)
 
 
 # -- writing -----------------------------------------------------------------------------------
