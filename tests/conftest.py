@@ -47,6 +47,9 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    cluster = _pg_state.get("cluster")
+    if cluster is not None:
+        cluster.destroy()  # type: ignore[attr-defined]
     if not os.environ.get("MODELOPS_KEEP_TEST_STATE"):
         shutil.rmtree(STATE, ignore_errors=True)
 
@@ -58,34 +61,74 @@ def state_dir() -> Path:
 
 # -- PostgreSQL ----------------------------------------------------------------------
 
+# The server tests use: $MODELOPS_TEST_PG, else the local one on 127.0.0.1:5432, else a
+# throwaway cluster started from the installed server binaries (tests/pgcluster.py).
 PG_DSN = os.environ.get("MODELOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+_pg_state: dict[str, object] = {}
+
+
+def pg_dsn() -> str:
+    """Admin DSN of a PostgreSQL server for this session; starts a throwaway one when needed."""
+    if "dsn" in _pg_state:
+        return str(_pg_state["dsn"])
+    import psycopg2
+
+    try:
+        psycopg2.connect(PG_DSN, connect_timeout=5).close()
+        _pg_state["dsn"] = PG_DSN
+    except psycopg2.OperationalError as exc:
+        if "MODELOPS_TEST_PG" in os.environ:
+            raise RuntimeError(f"MODELOPS_TEST_PG={PG_DSN} is unreachable: {exc}") from exc
+        from tests.pgcluster import PgCluster
+
+        cluster = PgCluster().start()  # its own temp dir: STATE is private to root
+        _pg_state.update(dsn=cluster.dsn, cluster=cluster)
+        print(f"\nno PostgreSQL on {PG_DSN}; started a throwaway cluster on port {cluster.port}")
+    return str(_pg_state["dsn"])
 
 
 def _pg_admin():
     import psycopg2
 
-    conn = psycopg2.connect(PG_DSN, connect_timeout=5)
+    conn = psycopg2.connect(pg_dsn(), connect_timeout=5)
     conn.autocommit = True
     return conn
 
 
-@pytest.fixture
-def pg_url():
-    """A throwaway database on the local PostgreSQL; never skipped in CI."""
+def _pg_unavailable(exc: BaseException):
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is required in CI but neither {PG_DSN} nor a throwaway cluster is available: {exc}")
+    pytest.skip(f"PostgreSQL unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pg_databases():
+    """Factory of named throwaway databases (SQLAlchemy psycopg2 URLs); all dropped at the end."""
     try:
         admin = _pg_admin()
     except Exception as exc:  # noqa: BLE001
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_DSN}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_DSN}: {exc}")
-    name = f"modelops_test_{uuid.uuid4().hex[:10]}"
+        _pg_unavailable(exc)
+    made: list[str] = []
+    base = pg_dsn().rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+
+    def make(prefix: str = "modelops_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return f"{base}/{name}"
+
+    yield make
     with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    base = PG_DSN.rsplit("/", 1)[0]
-    yield f"{base.replace('postgresql://', 'postgresql+psycopg2://', 1)}/{name}"
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in made:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture
+def pg_url(pg_databases):
+    """A throwaway database on the session's PostgreSQL; never skipped in CI."""
+    return pg_databases("modelops_test")
 
 
 # -- configs and data ----------------------------------------------------------------

@@ -1,3 +1,3 @@
 """The e2e tier reuses the real-service fixtures of the integration tier."""
 
-from tests.integration.conftest import mlflow_server, pg_databases, real_stack, s3_server  # noqa: F401
+from tests.integration.conftest import mlflow_server, real_stack, s3_server  # noqa: F401

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, PG_DSN, STATE, _pg_admin
+from tests.conftest import STATE
 
 
 def free_port() -> int:
@@ -39,32 +39,6 @@ def wait_http(url: str, timeout: float = 120, proc: subprocess.Popen | None = No
         except OSError:
             time.sleep(0.5)
     raise RuntimeError(f"{url} did not answer within {timeout}s: {log.read_text()[-3000:] if log else ''}")
-
-
-@pytest.fixture(scope="session")
-def pg_databases():
-    """Creates named throwaway databases on the local PostgreSQL; drops them at the end."""
-    try:
-        admin = _pg_admin()
-    except Exception as exc:  # noqa: BLE001
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_DSN}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_DSN}: {exc}")
-    made: list[str] = []
-    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-
-    def make(prefix: str) -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return f"{base}/{name}"
-
-    yield make
-    with admin.cursor() as cur:
-        for name in made:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
 @pytest.fixture(scope="session")
