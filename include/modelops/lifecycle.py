@@ -258,7 +258,7 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
         c.set_tag(parent, k, v)
     tracking.log_json(parent, {"config_source": cfg.source_path, "config": cfg.model_dump(mode="json")}, "config/config.json")
 
-    with mlflow.start_run(run_id=parent):
+    with registry.fluent().start_run(run_id=parent):
         for name, mask in (("train", train_mask), ("validation", (~train_mask) & (~test_mask)), ("test", test_mask)):
             ds = mlflow.data.from_pandas(raw.loc[mask], source=cfg.data.path, targets=cfg.data.target_column,
                                          name=f"{cfg.model_name}-{name}")
@@ -347,12 +347,10 @@ def load_reference_profile(run_id: str):
 
 def load_pyfunc_impl(model_uri: str) -> Any:
     """The EnsembleModel behind a pyfunc URI (lets us pass actuals along for the lags)."""
-    import mlflow
-
     from modelops.security import check_model_uri
 
     check_model_uri(model_uri)
-    return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    return registry.fluent().pyfunc.load_model(model_uri).unwrap_python_model()
 
 
 def evaluate(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any], ensemble: dict[str, Any]) -> dict[str, Any]:
@@ -423,11 +421,10 @@ def promote(cfg: ModelopsConfig, version: str, by: str) -> dict[str, Any]:
 
 def smoke_test(cfg: ModelopsConfig, ctx: RunContext, sample_path: str, n: int = 50) -> dict[str, Any]:
     """Load ``models:/NAME@production`` the way a consumer does and predict on a sample."""
-    import mlflow
     import numpy as np
 
     uri = f"models:/{cfg.model_name}@{registry.PRODUCTION}"
-    model = mlflow.pyfunc.load_model(uri)
+    model = registry.fluent().pyfunc.load_model(uri)
     sample = storage.read_frame(sample_path).tail(n).drop(columns=[cfg.data.target_column])
     pred = np.asarray(model.predict(sample))
     ok = len(pred) == len(sample) and bool(np.all(np.isfinite(pred)))

@@ -36,6 +36,20 @@ def client():  # -> MlflowClient (import kept lazy: mlflow costs seconds)
     return MlflowClient(tracking_uri=settings.tracking_uri(), registry_uri=settings.registry_uri())
 
 
+def fluent():
+    """``mlflow`` with its global (fluent) URIs pointed at the configured servers.
+
+    ``mlflow.start_run`` and ``mlflow.pyfunc.load_model`` read process-wide globals that
+    someone may have set earlier (a previous task in a long-lived worker, a notebook, a
+    test); the settings exported from the Airflow connections for *this* task must win.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri())
+    mlflow.set_registry_uri(settings.registry_uri())
+    return mlflow
+
+
 def ensure_experiment(name: str) -> str:
     """Experiment id; created with an explicit artifact root so files never land in cwd/mlruns."""
     c = client()
