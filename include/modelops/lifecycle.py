@@ -415,8 +415,13 @@ def gate(cfg: ModelopsConfig, ctx: RunContext, version: str, evaluation: dict[st
 
 def promote(cfg: ModelopsConfig, version: str, by: str) -> dict[str, Any]:
     previous = registry.promote(cfg.model_name, version, by=by)
-    log.info("production %s -> v%s (previous %s archived)", cfg.model_name, version, previous)
-    return {"version": version, "previous": previous}
+    production = registry.alias_version(cfg.model_name, registry.PRODUCTION)
+    if production == str(version):
+        log.info("production %s -> v%s (previous %s archived)", cfg.model_name, version, previous)
+    else:
+        log.warning("%s v%s not promoted: production stays at v%s (%s)", cfg.model_name, version, production,
+                    registry.get_version(cfg.model_name, version).tags.get("archived.reason", ""))
+    return {"version": version, "previous": previous, "production": production}
 
 
 def smoke_test(cfg: ModelopsConfig, ctx: RunContext, sample_path: str, n: int = 50) -> dict[str, Any]:
