@@ -90,11 +90,25 @@ def _read_file(cfg: ModelopsConfig, path: str) -> pd.DataFrame:
         with fsspec.open(path, "rb") as fh:
             if cfg.data.format == "parquet":
                 return pd.read_parquet(fh)
-            return pd.read_csv(fh, sep=cfg.data.csv_delimiter, encoding=cfg.data.csv_encoding)
+            df = pd.read_csv(fh, sep=cfg.data.csv_delimiter, encoding=cfg.data.csv_encoding)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: cannot decode as {cfg.data.csv_encoding} ({exc.reason} at byte {exc.start})") from None
     except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
         raise DataError(f"{path}: cannot read as {cfg.data.format}: {type(exc).__name__}: {exc}") from None
+    _check_delimiter(cfg, path, df)
+    return df
+
+
+def _check_delimiter(cfg: ModelopsConfig, path: str, df: pd.DataFrame) -> None:
+    """A CSV read with the wrong delimiter has one column whose name is the whole header line."""
+    if len(df.columns) != 1 or len(cfg.required_columns) < 2:
+        return
+    header = str(df.columns[0])
+    counts = {d: header.count(d) for d in (";", "\t", "|", ",") if d != cfg.data.csv_delimiter}
+    best = max(counts, key=counts.get)
+    if counts[best]:
+        raise DataError(f"{path}: the file has a single column {header[:80]!r}: data.csv_delimiter is "
+                        f"{cfg.data.csv_delimiter!r} but the header looks {best!r}-separated")
 
 
 def read_window(cfg: ModelopsConfig, start: date, end: date) -> pd.DataFrame:
