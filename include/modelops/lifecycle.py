@@ -100,12 +100,7 @@ def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[
 
 
 def _write_pickle(path: str, obj: Any) -> None:
-    import fsspec
-
-    fs, p = fsspec.core.url_to_fs(path)
-    fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
-    with fsspec.open(path, "wb") as fh:
-        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    storage.write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _read_pickle(path: str) -> Any:

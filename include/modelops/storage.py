@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Iterator
@@ -162,33 +163,59 @@ def run_dir(dag_id: str, run_id: str, root: str | None = None) -> str:
     return join(root or work_root(), safe_key(dag_id), safe_key(run_id))
 
 
+class StorageError(OSError):
+    """The object store / file system failed while writing or reading a run file; the message names the path."""
+
+
+@contextmanager
+def _io(op: str, path: str) -> Iterator[None]:
+    """Turn the many exception types of s3fs/botocore/aiohttp/local IO into one sentence naming the path."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the path; the cause stays chained
+        raise StorageError(f"cannot {op} {path}: {type(exc).__name__}: {exc}. A retry rewrites the same run-scoped path.") from exc
+
+
 def write_frame(df: pd.DataFrame, path: str) -> str:
-    """Write atomically enough for retries: same path, full overwrite."""
-    fs, p = _fs(path)
-    parent = p.rsplit("/", 1)[0]
-    fs.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with fsspec.open(tmp, "wb") as fh:
-        df.to_parquet(fh, index=False)
-    fs_tmp, ptmp = _fs(tmp)
-    if fs.exists(p):
-        fs.rm(p)
-    fs.mv(ptmp, p)
+    """Write atomically enough for retries: same path, full overwrite (via ``<path>.tmp``)."""
+    with _io("write", path):
+        fs, p = _fs(path)
+        parent = p.rsplit("/", 1)[0]
+        fs.makedirs(parent, exist_ok=True)
+        tmp = f"{path}.tmp"
+        with fsspec.open(tmp, "wb") as fh:
+            df.to_parquet(fh, index=False)
+        fs_tmp, ptmp = _fs(tmp)
+        if fs.exists(p):
+            fs.rm(p)
+        fs.mv(ptmp, p)
     return path
 
 
 def read_frame(path: str) -> pd.DataFrame:
     import pandas as pd
 
-    with fsspec.open(path, "rb") as fh:
+    with _io("read", path), fsspec.open(path, "rb") as fh:
         return pd.read_parquet(fh)
 
 
 def write_text(path: str, text: str) -> str:
-    fs, p = _fs(path)
-    fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
-    with fsspec.open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    with _io("write", path):
+        fs, p = _fs(path)
+        fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
+        with fsspec.open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return path
+
+
+def write_bytes(path: str, data: bytes) -> str:
+    with _io("write", path):
+        fs, p = _fs(path)
+        fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
+        with fsspec.open(path, "wb") as fh:
+            fh.write(data)
     return path
 
 
