@@ -23,7 +23,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param
-from modelops.config import load_config
+from modelops.config import hyperparameter_overrides_schema, load_config
 from modelops_airflow.approval import ModelApprovalOperator
 from modelops_airflow.dag_support import TRAINING_POOL, default_args, drift_asset
 from modelops_airflow.operators import (
@@ -59,8 +59,8 @@ with DAG(
         "training_end": Param(None, type=["null", "string"], format="date",
                               description="Day after the last training day (YYYY-MM-DD); default: the data interval end"),
         "hyperparameter_overrides": Param(
-            {}, type="object", description='e.g. {"xgboost": {"max_depth": 6}, "lightgbm": {"num_leaves": 31}}',
-            properties={"xgboost": {"type": "object"}, "lightgbm": {"type": "object"}}, additionalProperties=False,
+            {}, description='e.g. {"xgboost": {"max_depth": 6}, "lightgbm": {"num_leaves": 31}}',
+            **hyperparameter_overrides_schema(),
         ),
         "note": Param("", type="string", maxLength=500, description="Why this run; stored on the MLflow run"),
     },

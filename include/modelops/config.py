@@ -395,6 +395,25 @@ def validate_hyperparameters(params: dict[str, Any], source: str = "<hyperparame
     return out
 
 
+def hyperparameter_overrides_schema() -> dict[str, Any]:
+    """JSON schema of the ``hyperparameter_overrides`` run param, from the same type table.
+
+    Airflow validates trigger params against it before the run is created, so a UI
+    trigger with ``"max_depth": "6"`` is refused at the form instead of failing a task.
+    """
+    def prop(t: type | tuple[type, ...]) -> dict[str, Any]:
+        if t is str:
+            return {"type": "string"}
+        return {"type": "integer" if t is int else "number", "minimum": 0}
+
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {m: {"type": "object", "properties": {k: prop(t) for k, t in types.items()}}
+                       for m, types in _HP_TYPES.items()},
+    }
+
+
 def load_hyperparameters(cfg: ModelopsConfig, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     path = cfg.hyperparameters_path
     if not path.exists():

@@ -101,6 +101,11 @@ class ValidateDataOperator(ModelopsOperator):
         cfg, ctx = self.load(context)
         params = context.get("params") or {}
         if self.window == "training":
+            # Run params checked before any work (the Param schemas already refused wrong types at trigger time):
+            # the cross-field rules a JSON schema cannot express, and the overrides against the tuned file.
+            from modelops.config import load_hyperparameters
+
+            load_hyperparameters(cfg, params.get("hyperparameter_overrides") or None)
             start, end = lifecycle.training_window(cfg, ctx, params.get("training_start"), params.get("training_end"))
         else:
             start = storage.as_day(ctx.data_interval_start or ctx.logical_date)
