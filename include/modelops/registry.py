@@ -243,6 +243,20 @@ def record_decision(name: str, version: str, approved: bool, user: str | None, a
     return True
 
 
+def record_refusal(name: str, version: str, user: str | None, at: str, why: str) -> list[dict[str, str]]:
+    """Append a refused response (someone who is not an approver) to ``approval.refused``; never overwrites earlier ones."""
+    tags = get_version(name, version).tags
+    try:
+        refused = json.loads(tags.get("approval.refused") or "[]")
+    except ValueError:  # an old free-text value: keep it as the first entry
+        refused = [{"note": tags["approval.refused"]}]
+    entry = {"user": user or "", "at": at, "why": why}
+    if entry not in refused:  # a retry of the same event does not duplicate it
+        refused.append(entry)
+        set_tags(name, version, {"approval.refused": refused})
+    return refused
+
+
 def _approved_at(tags: dict[str, str]) -> datetime | None:
     value = tags.get("approval.at")
     if not value:

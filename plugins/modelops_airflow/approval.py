@@ -114,13 +114,17 @@ class ModelApprovalOperator(ApprovalOperator):
         at = event["responded_at"].isoformat() if hasattr(event.get("responded_at"), "isoformat") else str(event.get("responded_at"))
         if not timed_out and user_id not in self.approvers:
             self.log.error("response from %r refused: not an approver of %s (approvers: %s)", user_id, cfg.model_name, self.approvers)
-            registry.set_tags(cfg.model_name, version, {"approval.refused": f"{user_id} at {at}: not an approver"})
+            registry.record_refusal(cfg.model_name, version, user_id, at, "not an approver")
             raise NotAnApprover(f"{user_id!r} is not an approver for {cfg.model_name}; the decision does not count")
         chosen = list(event.get("chosen_options") or [])
         approved = chosen == [self.APPROVE] and not timed_out
         comment = str((event.get("params_input") or {}).get("comment") or "")
-        registry.record_decision(cfg.model_name, version, approved, None if timed_out else user_id, at,
-                                 "approval timed out" if timed_out else comment, timed_out=timed_out)
+        recorded = registry.record_decision(cfg.model_name, version, approved, None if timed_out else user_id, at,
+                                            "approval timed out" if timed_out else comment, timed_out=timed_out)
+        if not recorded:
+            tags = registry.get_version(cfg.model_name, version).tags
+            self.log.warning("%s v%s already has a recorded decision (%s by %s at %s); this response does not change it",
+                             cfg.model_name, version, tags.get("approval.decision"), tags.get("approval.by"), tags.get("approval.at"))
         self.log.info("%s v%s %s by %s at %s%s", cfg.model_name, version,
                       "APPROVED" if approved else ("REJECTED (timeout)" if timed_out else "REJECTED"),
                       user_id or "timeout", at, f": {comment}" if comment else "")
