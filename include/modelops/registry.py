@@ -36,17 +36,21 @@ def client():  # -> MlflowClient (import kept lazy: mlflow costs seconds)
     return MlflowClient(tracking_uri=settings.tracking_uri(), registry_uri=settings.registry_uri())
 
 
-def fluent():
+def fluent(experiment_id: str | None = None):
     """``mlflow`` with its global (fluent) URIs pointed at the configured servers.
 
     ``mlflow.start_run`` and ``mlflow.pyfunc.load_model`` read process-wide globals that
     someone may have set earlier (a previous task in a long-lived worker, a notebook, a
     test); the settings exported from the Airflow connections for *this* task must win.
+    ``experiment_id`` also resets the active experiment: ``start_run(run_id=...)`` refuses
+    a run of another experiment than the one ``set_experiment`` chose earlier in the process.
     """
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri())
     mlflow.set_registry_uri(settings.registry_uri())
+    if experiment_id is not None:
+        mlflow.set_experiment(experiment_id=experiment_id)
     return mlflow
 
 
