@@ -25,7 +25,7 @@ import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param
 from modelops.config import hyperparameter_overrides_schema, load_config
 from modelops_airflow.approval import ModelApprovalOperator
-from modelops_airflow.dag_support import TRAINING_POOL, default_args, drift_asset
+from modelops_airflow.dag_support import TRAINING_POOL, abandon_failed_run, default_args, drift_asset
 from modelops_airflow.operators import (
     BuildEnsembleOperator,
     BuildFeaturesOperator,
@@ -52,6 +52,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    on_failure_callback=abandon_failed_run,
     tags=["modelops", "training", cfg.model_name],
     params={
         "training_start": Param(None, type=["null", "string"], format="date",

@@ -247,6 +247,31 @@ def record_decision(name: str, version: str, approved: bool, user: str | None, a
     return True
 
 
+def abandon_run_key(name: str, run_key: str, reason: str, by: str = "cleanup") -> list[str]:
+    """Give a final tag to what a run that failed for good left half-way: its ungated candidates.
+
+    Called when a retrain run fails after its last retry (the DAG's failure callback), so no
+    ``candidate`` is left without a final tag. Versions already gated or decided keep their
+    state (a staged version can still be approved from a cleared run); returns the versions
+    tagged ``rejected``.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client().search_model_versions(f"name='{name}' and tags.`{RUN_KEY}`='{run_key}'")
+    except MlflowException:
+        return []
+    done = []
+    for mv in found:
+        if mv.tags.get(LIFECYCLE) != "candidate" or mv.tags.get("gate.decision"):
+            continue
+        at = now_iso()
+        set_tags(name, mv.version, {"rejected.reason": f"abandoned: {reason}", "rejected.by": by, "rejected.at": at})
+        set_tags(name, mv.version, {LIFECYCLE: "rejected"})
+        done.append(str(mv.version))
+    return done
+
+
 def record_refusal(name: str, version: str, user: str | None, at: str, why: str) -> list[dict[str, str]]:
     """Append a refused response (someone who is not an approver) to ``approval.refused``; never overwrites earlier ones."""
     tags = get_version(name, version).tags

@@ -40,3 +40,26 @@ def default_args(retries: int = 2) -> dict[str, Any]:
         "max_retry_delay": timedelta(minutes=15),
         "on_failure_callback": log_failure,
     }
+
+
+def abandon_failed_run(context: dict[str, Any]) -> None:
+    """DAG failure callback: the run's ungated candidate gets a final ``rejected`` tag (never left as ``candidate``)."""
+    from modelops import registry
+    from modelops.config import load_config
+
+    from modelops_airflow.hooks import ModelopsHook
+    from modelops_airflow.operators import run_context
+
+    try:
+        ModelopsHook().configure_environment()
+        cfg = load_config()
+        ctx = run_context(context)
+        try:
+            failed = [ti.task_id for ti in context["dag_run"].get_task_instances(state="failed")]
+        except Exception:  # noqa: BLE001 - the SDK's DagRun may not list task instances; the reason is cosmetic
+            failed = []
+        done = registry.abandon_run_key(cfg.model_name, ctx.run_key, f"run {ctx.run_id} failed ({', '.join(failed) or 'see the task logs'})")
+        if done:
+            log.warning("retrain run %s failed: candidate version(s) %s of %s tagged rejected", ctx.run_id, done, cfg.model_name)
+    except Exception:  # noqa: BLE001 - a callback must never hide the run's own failure
+        log.exception("could not clean up after the failed run")

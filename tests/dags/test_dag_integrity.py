@@ -64,8 +64,12 @@ def test_training_pool_retries_and_backoff(dagbag):
     dag = dagbag.dags["retrain_weekly"]
     for tid in ("train_xgboost", "train_lightgbm"):
         assert dag.get_task(tid).pool == "modelops_training"
-    t = dag.get_task("build_ensemble")
-    assert t.retries >= 1 and t.retry_exponential_backoff
+    for tid in ("validate_data", "build_features", "train_xgboost", "build_ensemble", "evaluate", "register_candidate",
+                "gate", "promote", "smoke_test"):
+        t = dag.get_task(tid)
+        assert t.retries >= 1 and t.retry_exponential_backoff, tid  # registry/store faults are retried with backoff
+    assert dag.on_failure_callback is not None  # a run that fails for good leaves no bare candidate
+    assert dagbag.dags["drift_daily"].get_task("detect_drift").retries >= 1
     approval = dag.get_task("approve_production")
     assert approval.retries == 0
     assert [u["id"] for u in approval.assigned_users] == ["admin", "reviewer"]

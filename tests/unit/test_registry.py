@@ -144,3 +144,15 @@ def test_rollback_restores_replaced_version(name, model_uri):
     assert registry.alias_version(name, "production") == v1
     t2 = registry.get_version(name, v2).tags
     assert t2["lifecycle"] == "archived" and t2["rollback.reason"] == "bad live metrics" and t2["archived.replaced_by"] == v1
+
+
+def test_a_run_that_failed_for_good_leaves_no_bare_candidate(name, model_uri):
+    v1, _ = _candidate(name, model_uri, "retrain_weekly/a")  # its run failed before the gate
+    v2, _ = _candidate(name, model_uri, "retrain_weekly/b")  # gated and staged, then the run failed later
+    registry.apply_gate(name, v2, _decide(0.05))
+    assert registry.abandon_run_key(name, "retrain_weekly/a", "run x failed (train_xgboost)") == [v1]
+    assert registry.abandon_run_key(name, "retrain_weekly/b", "run y failed (promote)") == []
+    t1, t2 = registry.get_version(name, v1).tags, registry.get_version(name, v2).tags
+    assert t1["lifecycle"] == "rejected" and t1["rejected.reason"] == "abandoned: run x failed (train_xgboost)"
+    assert t2["lifecycle"] == "staging" and registry.alias_version(name, "staging") == v2
+    assert registry.abandon_run_key(name, "retrain_weekly/a", "again") == []  # idempotent
