@@ -76,11 +76,23 @@ def ensure_registered_model(name: str, description: str = "") -> None:
 
     try:
         c.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise
         try:
             c.create_registered_model(name, description=description or None, tags={"managed_by": "airflow-modelops"})
         except MlflowException:
             c.get_registered_model(name)  # lost a race: fine if it exists now
+
+
+def _not_found(exc: Exception) -> bool:
+    """True only for "no such model/alias": a 5xx or an unreachable server is an error, never "absent".
+
+    Reading "no production version" from a failed request would let a promotion skip the
+    archive step of the version that really is in production.
+    """
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
 
 
 def alias_version(name: str, alias: str) -> str | None:
@@ -88,8 +100,10 @@ def alias_version(name: str, alias: str) -> str | None:
 
     try:
         return str(client().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise
 
 
 def get_version(name: str, version: str | int):
@@ -98,12 +112,8 @@ def get_version(name: str, version: str | int):
 
 def find_version_by_run_key(name: str, run_key: str):
     """The version an earlier try/re-run of the same logical run registered, if any."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = client().search_model_versions(f"name='{name}' and tags.`{RUN_KEY}`='{run_key}'")
-    except MlflowException:
-        return None
+    # no try/except: a failed search must fail the task, not look like "never registered" (a duplicate)
+    found = client().search_model_versions(f"name='{name}' and tags.`{RUN_KEY}`='{run_key}'")
     found = sorted(found, key=lambda v: int(v.version))
     return found[0] if found else None
 
@@ -387,8 +397,10 @@ def versions(name: str) -> list[Any]:
 
     try:
         vs = client().search_model_versions(f"name='{name}'")
-    except MlflowException:
-        return []
+    except MlflowException as exc:
+        if _not_found(exc):
+            return []
+        raise
     return sorted(vs, key=lambda v: int(v.version))
 
 
@@ -397,8 +409,10 @@ def aliases_by_version(name: str) -> dict[str, list[str]]:
 
     try:
         rm = client().get_registered_model(name)
-    except MlflowException:
-        return {}
+    except MlflowException as exc:
+        if _not_found(exc):
+            return {}
+        raise
     out: dict[str, list[str]] = {}
     for alias, ver in (rm.aliases or {}).items():
         out.setdefault(str(ver), []).append(alias)

@@ -156,6 +156,13 @@ def test_promotion_with_5xx_after_alias_commit_and_server_unreachable(via_proxy,
     lifecycle.promote(cfg, v1, by="reviewer")
     v2 = _promotable(name, logged_model, "k/2", "2026-01-02T00:00:00+00:00")
 
+    # reading the current production answers 503: nothing may be decided on "no production"
+    via_proxy.add("GET", "/registered-models/alias", "fail_before", times=1)
+    with pytest.raises(Exception, match="503|TEMPORARILY_UNAVAILABLE|injected"):
+        lifecycle.promote(cfg, v2, by="reviewer")
+    assert registry.alias_version(name, "production") == v1
+    assert "promoted.replaced" not in registry.get_version(name, v2).tags
+
     # the alias move commits on the server but the answer is a 503: the task fails half-way
     via_proxy.add("POST", "/registered-models/alias", "fail_after", times=1)
     with pytest.raises(Exception, match="503|INTERNAL|injected"):
