@@ -25,6 +25,7 @@ class Rule:
     mode: str  # fail_before | fail_after
     times: int = 1
     status: int = 503
+    body: str = ""  # also match a substring of the request body (e.g. '"alias": "production"')
     fired: int = 0
 
 
@@ -43,8 +44,8 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def add(self, method: str, path: str, mode: str, times: int = 1, status: int = 503) -> Rule:
-        rule = Rule(method, path, mode, times, status)
+    def add(self, method: str, path: str, mode: str, times: int = 1, status: int = 503, body: str = "") -> Rule:
+        rule = Rule(method, path, mode, times, status, body)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -53,10 +54,10 @@ class FaultProxy:
         with self._lock:
             self.rules.clear()
 
-    def _match(self, method: str, path: str) -> Rule | None:
+    def _match(self, method: str, path: str, body: bytes = b"") -> Rule | None:
         with self._lock:
             for r in self.rules:
-                if r.method == method and r.path in path and r.fired < r.times:
+                if r.method == method and r.path in path and r.fired < r.times and r.body.encode() in body:
                     r.fired += 1
                     return r
         return None
@@ -73,7 +74,7 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                rule = proxy._match(self.command, self.path)
+                rule = proxy._match(self.command, self.path, body)
                 if rule is not None and rule.mode == "fail_before":
                     return self._reply(rule.status, b'{"error_code": "TEMPORARILY_UNAVAILABLE", "message": "injected"}', rule)
                 conn = http.client.HTTPConnection(up.hostname, up.port, timeout=120)
