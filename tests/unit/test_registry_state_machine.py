@@ -227,6 +227,16 @@ class RegistryMachine(RuleBasedStateMachine):
         registry.promote(self.name, v, by="reviewer")  # the retry (or the only try)
         self._expected_promote(v)
 
+    @precondition(lambda self: set(self.keys) - set(self.gated))
+    @rule(data=st.data())
+    def run_fails_for_good(self, data):
+        """The retrain run dies before its gate and exhausts its retries: the failure callback cleans up."""
+        v = data.draw(st.sampled_from(sorted(set(self.keys) - set(self.gated))))
+        assert registry.abandon_run_key(self.name, self.keys[v], "test") == [v]
+        self.gated[v] = False
+        t = registry.get_version(self.name, v).tags
+        assert t["lifecycle"] == "rejected" and t["rejected.reason"] == "abandoned: test"
+
     @rule()
     def rollback(self):
         cur = self.production
