@@ -45,10 +45,22 @@ def fluent(experiment_id: str | None = None):
     ``experiment_id`` also resets the active experiment: ``start_run(run_id=...)`` refuses
     a run of another experiment than the one ``set_experiment`` chose earlier in the process.
     """
+    import os
+
     import mlflow
 
+    # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ "for
+    # subprocesses". Left there, the pinned registry URI would outlive this task: the next task in the
+    # same worker (or a changed connection) would register models on the previous server. Put the
+    # environment back the way the connections/settings left it.
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(settings.tracking_uri())
     mlflow.set_registry_uri(settings.registry_uri())
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     if experiment_id is not None:
         mlflow.set_experiment(experiment_id=experiment_id)
     return mlflow

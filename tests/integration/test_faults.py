@@ -59,7 +59,7 @@ def logged_model(mlflow_server, s3_server):
         def predict(self, context, model_input, params=None):  # noqa: ARG002
             return [1.0] * len(model_input)
 
-    old = {k: os.environ.get(k) for k in s3_server["env"]}
+    old = {k: os.environ.get(k) for k in [*s3_server["env"], "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"]}
     os.environ.update(s3_server["env"])
     try:
         mlflow.set_tracking_uri(mlflow_server["uri"])

@@ -156,3 +156,15 @@ def test_a_run_that_failed_for_good_leaves_no_bare_candidate(name, model_uri):
     assert t1["lifecycle"] == "rejected" and t1["rejected.reason"] == "abandoned: run x failed (train_xgboost)"
     assert t2["lifecycle"] == "staging" and registry.alias_version(name, "staging") == v2
     assert registry.abandon_run_key(name, "retrain_weekly/a", "again") == []  # idempotent
+
+
+def test_fluent_does_not_pin_the_registry_for_the_next_task(monkeypatch):
+    """mlflow.set_registry_uri exports MLFLOW_REGISTRY_URI; a later task with another connection must not inherit it."""
+    from modelops import settings
+
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://server-a:5000")
+    registry.fluent()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://server-b:5000")  # the next task's mlflow_default connection
+    assert settings.registry_uri() == "http://server-b:5000"
+    assert registry.client()._registry_uri == "http://server-b:5000"
