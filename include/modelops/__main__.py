@@ -25,6 +25,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from modelops.sample_data import generate_for_config, write_dataset
 
     cfg = _cfg(args)
+    if args.if_missing:
+        from modelops.storage import DataError, list_partitions
+
+        # An init job runs this on every `docker compose up`: never overwrite data that is there.
+        try:
+            found = list_partitions(cfg, date.fromisoformat(args.start), date.fromisoformat(args.end))
+        except DataError:  # the data root does not exist yet
+            found = []
+        if found:
+            print(f"{len(found)} daily partitions already under {cfg.data.path}: nothing written (--if-missing)")
+            return 0
     kw = {}
     if args.entities:
         kw["n_entities"] = args.entities
@@ -92,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--drift-start", default=None, help="inject drift from this day (YYYY-MM-DD)")
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--entities", type=int, default=None, help="stores (regression) or customers per day (classification)")
+    g.add_argument("--if-missing", action="store_true", help="do nothing when the range already has partitions")
     g.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("status", help="every version with aliases, lifecycle, metric, approvals, lineage")
