@@ -89,11 +89,12 @@ class ValidateDataOperator(ModelopsOperator):
 
     ui_color = "#fdf1e1"
 
-    def __init__(self, *, window: str = "training", **kwargs: Any) -> None:
+    def __init__(self, *, window: str = "training", mlflow_parent_kind: str = "retrain", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if window not in ("training", "interval"):
             raise ValueError("window must be 'training' or 'interval'")
         self.window = window
+        self.mlflow_parent_kind = mlflow_parent_kind
 
     def execute(self, context: Context) -> dict[str, Any]:
         from modelops import lifecycle, storage
@@ -108,7 +109,7 @@ class ValidateDataOperator(ModelopsOperator):
             if start >= end:
                 raise ValueError(f"empty data interval [{start}, {end}): schedule this DAG with an interval timetable")
         snapshot = "raw.parquet" if self.window == "training" else "current.parquet"
-        parent = lifecycle.parent_run(cfg, ctx) if self.window == "training" else None
+        parent = lifecycle.parent_run(cfg, ctx, self.mlflow_parent_kind) if self.window == "training" else None
         return lifecycle.validate_data(cfg, ctx, start, end, snapshot, mlflow_run_id=parent)
 
 
@@ -242,6 +243,69 @@ class DetectDriftOperator(ModelopsOperator, SkipMixin):
             tasks = [t for t in context["task"].get_direct_relatives(upstream=False) if t.task_id in self.on_drift_task_ids]
             self.skip(ti=context["ti"], tasks=tasks)
         return result
+
+
+class CheckTuningRequestOperator(ModelopsOperator):
+    """Validate the tuning run's params against the config before any data is read; pushes the resolved request."""
+
+    ui_color = "#f3e8fd"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from modelops.tuning import resolve_request
+
+        cfg, _ctx = self.load(context)
+        req = resolve_request(cfg, dict(context.get("params") or {}))
+        self.log.info("tuning %s: %d trials each, %.0f min budget, validation %s (%s), search spaces %s", req.models, req.n_trials,
+                      req.timeout_seconds / 60, req.metric, req.direction, req.search_space)
+        return req.to_dict()
+
+
+class TuneModelOperator(ModelopsOperator):
+    """Create or resume this run's Optuna study for one booster; skipped when the run did not ask for it."""
+
+    template_fields: Sequence[str] = ("config_path", "model")
+    ui_color = "#f3e8fd"
+
+    def __init__(self, *, model: str, request_task_id: str = "check_request", features_task_id: str = "build_features",
+                 validate_task_id: str = "validate_data", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.request_task_id = request_task_id
+        self.features_task_id = features_task_id
+        self.validate_task_id = validate_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from modelops import tuning
+
+        cfg, ctx = self.load(context)
+        request = self.pull(context, self.request_task_id)
+        if self.model not in request["models"]:
+            raise AirflowSkipException(f"{self.model} is not in params.models {request['models']}")
+        return tuning.tune_model(cfg, ctx, self.model, request, self.pull(context, self.features_task_id),
+                                 self.pull(context, self.validate_task_id))
+
+
+class PublishHyperparametersOperator(ModelopsOperator):
+    """Make the studies' best parameters live where they beat the current ones (new best_hyperparameters.json version)."""
+
+    ui_color = "#dff5e3"
+
+    def __init__(self, *, tune_task_ids: Sequence[str], request_task_id: str = "check_request", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tune_task_ids = list(tune_task_ids)
+        self.request_task_id = request_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from modelops import tuning
+
+        cfg, ctx = self.load(context)
+        request = self.pull(context, self.request_task_id)
+        results = [r for tid in self.tune_task_ids if (r := context["ti"].xcom_pull(task_ids=tid))]
+        if not results:
+            raise ValueError(f"{self.task_id}: none of {self.tune_task_ids} produced a study result")
+        return tuning.publish(cfg, ctx, results, apply=bool(request.get("apply", True)))
 
 
 class EmitDriftEventOperator(ModelopsOperator):
