@@ -274,7 +274,7 @@ class TuningConfig(_Strict):
     sampler_startup_trials: int = Field(10, ge=0, description="Random trials before TPE models the space")
     pruner: Literal["median", "successive_halving", "none"] = "median"
     pruner_startup_trials: int = Field(5, ge=0, description="Finished trials before the median pruner acts")
-    pruner_warmup_steps: int = Field(20, ge=0, description="Boosting rounds a trial always gets before it can be pruned")
+    pruner_warmup_steps: int = Field(50, ge=0, description="Boosting rounds a trial always gets before it can be pruned")
     report_every: int = Field(5, ge=1, description="Report the validation curve to the pruner every N rounds")
     search_space: dict[Literal["xgboost", "lightgbm"], SearchSpace] = Field(default_factory=dict)
 

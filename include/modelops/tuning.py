@@ -370,7 +370,8 @@ def tune_model(cfg: ModelopsConfig, ctx: RunContext, which: str, request: dict[s
         return score
 
     def report(study_: Any, t: Any) -> None:
-        log.info("%s trial %d %s%s", which, t.number, t.state.name, f": validation {req.metric} {t.value:.6g}" if t.value is not None else "")
+        done = t.state == TrialState.COMPLETE  # a pruned trial's value is its last curve point, not the metric
+        log.info("%s trial %d %s%s", which, t.number, t.state.name, f": validation {req.metric} {t.value:.6g}" if done else "")
 
     ran_before = len(study.trials)
     if remaining and time_left > 0:
