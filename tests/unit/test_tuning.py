@@ -211,3 +211,38 @@ def test_the_iteration_hook_sees_the_validation_curve_and_can_stop_training(whic
 def test_request_round_trips_through_xcom_json(cfg):
     req = resolve_request(cfg, {"n_trials": 3})
     assert type(req).from_dict(json.loads(json.dumps(req.to_dict()))) == req
+
+
+# -- a real (tiny) study ------------------------------------------------------------------------
+
+def test_same_data_and_seed_give_the_same_study_and_weak_trials_are_pruned(tmp_path, state_dir):
+    """Two studies over the same data (two DAG ids) suggest, prune and score identically."""
+    import optuna
+    from datetime import date
+
+    from modelops import lifecycle, registry, tuning
+    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops.tracking import RunContext
+
+    hp = tmp_path / "hp.json"
+    hp.write_text(json.dumps({"xgboost": {"n_estimators": 80, "max_depth": 6, "learning_rate": 0.15}, "lightgbm": {"n_estimators": 80}}))
+    name = f"tune_{uuid.uuid4().hex[:8]}"
+    cfg = load_config(write_config(tmp_path, model_name=name, **{
+        "mlflow.experiment": name, "data.path": str(state_dir / "data" / name), "training.window_days": 90,
+        "training.hyperparameters_file": str(hp), "tuning.pruner_startup_trials": 1, "tuning.pruner_warmup_steps": 10}))
+    write_dataset(generate_store_sales(date(2025, 1, 1), date(2025, 4, 1), n_stores=6, seed=3), cfg)
+    trials = []
+    for dag_id in ("dag_a", "dag_b"):
+        ctx = RunContext(dag_id, "manual__1", "2025-04-01T00:00:00+00:00", None, "2025-04-01T00:00:00+00:00")
+        v = lifecycle.validate_data(cfg, ctx, *lifecycle.training_window(cfg, ctx))
+        f = lifecycle.build_features(cfg, ctx, v["path"])
+        out = tuning.tune_model(cfg, ctx, "xgboost", tuning.resolve_request(cfg, {"models": ["xgboost"], "n_trials": 4}), f, v)
+        assert out["study_name"] == f"{name}.xgboost.{dag_id}/2025-04-01T00:00:00+00:00" and out["trials_run_now"] == 4
+        study = optuna.load_study(study_name=out["study_name"], storage=open_storage())
+        trials.append([(t.state.name, t.params, t.value, t.intermediate_values) for t in study.trials])
+    assert trials[0] == trials[1]
+    states = [s for s, *_ in trials[0]]
+    assert "PRUNED" in states and "COMPLETE" in states, states
+    exp = registry.client().get_experiment_by_name(name)
+    pruned = registry.client().search_runs([exp.experiment_id], "tags.`optuna.state` = 'PRUNED'")
+    assert len(pruned) == 2 * states.count("PRUNED") and all(r.data.metrics["pruned_at_round"] >= 10 for r in pruned)
