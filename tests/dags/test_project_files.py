@@ -85,9 +85,9 @@ def test_compose_mlflow_server_uses_postgres_and_minio(compose):
     # The databases MLflow and the package use are created before MLflow starts.
     assert "for db in mlflow modelops" in " ".join(services["modelops-db-init"]["command"])
     assert services["mlflow"]["depends_on"]["modelops-db-init"]["condition"] == "service_completed_successfully"
-    # The data and work roots live in the bucket minio-init creates.
+    # The data, work and tuned-hyperparameters roots live in the bucket minio-init creates.
     env = compose["x-modelops-env"]
-    for key in ("MODELOPS_DATA_ROOT", "MODELOPS_WORK_ROOT"):
+    for key in ("MODELOPS_DATA_ROOT", "MODELOPS_WORK_ROOT", "MODELOPS_HYPERPARAMETERS_ROOT"):
         assert re.match(r"s3://([\w-]+)/", env[key]).group(1) in init
 
 

@@ -121,6 +121,38 @@ def test_training_prefers_the_live_tuned_file_and_records_where_params_came_from
         H.load_active(cfg)  # a broken tuned file is an error, never a silent fallback to the shipped one
 
 
+def test_the_live_file_can_live_on_s3(cfg, monkeypatch):
+    """The real stack keeps tuned files in the bucket (MODELOPS_HYPERPARAMETERS_ROOT=s3://...): every worker sees them."""
+    import boto3
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                     "AWS_ENDPOINT_URL_S3": endpoint, "FSSPEC_S3_ENDPOINT_URL": endpoint,
+                     "MODELOPS_HYPERPARAMETERS_ROOT": "s3://tuned/hyperparameters"}.items():
+            monkeypatch.setenv(k, v)
+        s3fs.S3FileSystem.clear_instance_cache()
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="tuned")
+        base = H.load_active(cfg)
+        for version, depth in (("v1", 4), ("v2", 5)):
+            params = {m: dict(base.params[m]) for m in H.MODELS}
+            params["xgboost"]["max_depth"] = depth
+            H.write_version(cfg, params, {"version": version, "models": {"xgboost": {"source": "tuning", "trial": depth}}}, True)
+        params, tags = H.load_for_training(cfg, "xgboost")
+        assert params["max_depth"] == 5 and tags["modelops.hyperparameters.trial"] == "5"
+        assert tags["modelops.hyperparameters.file"] == f"s3://tuned/hyperparameters/{cfg.model_name}/best_hyperparameters.json"
+        keys = sorted(o["Key"] for o in boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="tuned")["Contents"])
+        assert keys == [f"hyperparameters/{cfg.model_name}/{k}" for k in ("best_hyperparameters.json", "versions/v1.json", "versions/v2.json")]
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.stop()
+
+
 def test_an_invalid_file_is_never_published(cfg):
     with pytest.raises(ConfigError, match="xgboost.learning_rate must be number"):
         H.write_version(cfg, {"xgboost": {"learning_rate": "fast"}, "lightgbm": {}}, {"version": "bad"}, make_live=True)
