@@ -85,6 +85,8 @@ class ValidateDataOperator(ModelopsOperator):
     """Great Expectations suite from the config over the run's window; fails with a readable summary.
 
     :param window: ``training`` (the training window, params may override) or ``interval`` (the data interval).
+    :param mlflow_parent_kind: the DAG run's parent MLflow run that keeps the validation result
+        (``retrain``; the tuning DAG uses ``tune``).
     """
 
     ui_color = "#fdf1e1"
@@ -305,7 +307,13 @@ class PublishHyperparametersOperator(ModelopsOperator):
         results = [r for tid in self.tune_task_ids if (r := context["ti"].xcom_pull(task_ids=tid))]
         if not results:
             raise ValueError(f"{self.task_id}: none of {self.tune_task_ids} produced a study result")
-        return tuning.publish(cfg, ctx, results, apply=bool(request.get("apply", True)))
+        out = tuning.publish(cfg, ctx, results, apply=bool(request.get("apply", True)))
+        note = (context.get("params") or {}).get("note")
+        if note:
+            from modelops.registry import client
+
+            client().set_tag(out["mlflow_run_id"], "modelops.note", str(note))
+        return out
 
 
 class EmitDriftEventOperator(ModelopsOperator):

@@ -108,7 +108,7 @@ def test_tuned_parameters_go_live_retrain_uses_them_and_worse_ones_are_refused(a
         assert arts == {"plots/optimization_history.png", "plots/param_importances.png"}
         assert study_run.data.metrics["best_validation_rmspe"] == pytest.approx(prov["value"])
     (parent,) = runs_of(cfg, "tune", run_key)
-    assert parent.data.tags["modelops.tuning.applied"] == "true"
+    assert parent.data.tags["modelops.tuning.applied"] == "true" and parent.data.tags["modelops.note"] == "first study"
     files = {a.path for a in registry.client().list_artifacts(parent.info.run_id, "hyperparameters")}
     assert files == {"hyperparameters/best_hyperparameters.json", "hyperparameters/decision.json"}
 
