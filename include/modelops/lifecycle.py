@@ -489,6 +489,10 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
     drift_store.create_schema(engine)
     drift_store.save_report(engine, report, cfg.model_name, start, model_version=prod_version, dag_id=ctx.dag_id,
                             run_id=ctx.run_id, mlflow_run_id=run_id)
+    if not report.dataset_drift:
+        from modelops import alerts
+
+        alerts.resolve(engine, cfg.model_name, [alerts.DRIFT_DETECTED], f"no dataset drift on {start.isoformat()}")
     log.info("drift %s on %s: ratio %.2f (threshold %.2f), drifted: %s", "DETECTED" if report.dataset_drift else "not detected",
              start, report.drift_ratio, cfg.drift.drift_ratio_threshold, report.drifted_features or "none")
     return {"day": start.isoformat(), "drift_ratio": report.drift_ratio, "dataset_drift": report.dataset_drift,
