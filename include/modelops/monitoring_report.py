@@ -190,6 +190,10 @@ def plot_drift_history(d: ReportData) -> str | None:
         ax1.plot(hit["logical_date"], hit["psi"], "X", color=c, ms=8)
     thr = d.cfg.drift.psi_threshold
     ax1.axhline(thr, color="#c62828", ls="--", lw=1.4, label=f"PSI threshold {thr:g}")
+    if dr["psi"].max() > 5 * max(thr, 1e-9):
+        # linear up to the threshold, log above: a feature at PSI 8 must not flatten the ones near 0.2
+        ax1.set_yscale("symlog", linthresh=max(thr, 1e-3), linscale=1.5)
+        ax1.set_ylim(0, float(dr["psi"].max()) * 1.6)
     ax1.set_ylabel("PSI")
     ax1.set_title("drift per feature over time (X = feature drifted that day)")
     ax1.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
@@ -215,9 +219,10 @@ def plot_psi_heatmap(d: ReportData) -> str | None:
     from matplotlib.colors import LinearSegmentedColormap
 
     thr = d.cfg.drift.psi_threshold
-    vmax = max(2 * thr, float(np.nanmax(m.to_numpy())) if np.isfinite(m.to_numpy()).any() else 2 * thr)
+    # the scale tops out at 3x the threshold: one huge PSI must not wash out the cells near the threshold
+    vmax = 3 * thr if thr > 0 else max(1e-3, float(np.nanmax(m.to_numpy())))
     cmap = LinearSegmentedColormap.from_list("psi", ["#f7fbff", "#fff3b0", "#f4a259", "#c62828"])
-    cmap.set_bad("#e0e0e0")
+    cmap = cmap.with_extremes(bad="#e0e0e0")
     n_days = m.shape[1]
     fig, ax = plt.subplots(figsize=(min(16, max(7, 0.35 * n_days + 3)), max(2.4, 0.42 * len(m) + 1.3)))
     im = ax.imshow(np.ma.masked_invalid(m.to_numpy(dtype="float64")), aspect="auto", cmap=cmap, vmin=0, vmax=vmax,
@@ -229,8 +234,8 @@ def plot_psi_heatmap(d: ReportData) -> str | None:
         for (i, k), v in np.ndenumerate(m.to_numpy(dtype="float64")):
             if np.isfinite(v):
                 ax.text(k, i, f"{v:.2f}" if n_days <= 21 else ("●" if v >= thr else ""), ha="center", va="center", fontsize=7,
-                        color="white" if v >= thr * 1.5 else "black")
-    cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+                        color="white" if v >= vmax * 0.75 else "black")
+    cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02, extend="max")
     cb.set_label("PSI")
     cb.ax.axhline(thr, color="black", lw=1.5)
     ax.set_title(f"PSI heat map: feature x day (threshold {thr:g}; grey = no check that day)")
