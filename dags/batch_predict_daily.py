@@ -42,7 +42,7 @@ with DAG(
     dag_id="batch_predict_daily",
     description=f"Daily batch predictions, shadow challenger and live performance of {cfg.model_name}",
     doc_md=__doc__,
-    schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,

@@ -32,7 +32,7 @@ def test_expected_dags(dagbag):
 def test_batch_predict_daily_wiring(dagbag):
     dag = dagbag.dags["batch_predict_daily"]
     retrain = dagbag.dags["retrain_weekly"]
-    assert dag.timetable.expression == "0 1 * * *" and not dag.catchup  # interval timetable: one-day windows, backfillable
+    assert dag.timetable.expression == "0 0 * * *" and not dag.catchup  # interval timetable: one-day windows, backfillable
     assert dag.get_task("score_batch").downstream_task_ids == {"evaluate_performance"}
     assert dag.get_task("evaluate_performance").downstream_task_ids == {"emit_performance_event", "monitoring_report"}
     emit = dag.get_task("emit_performance_event")
