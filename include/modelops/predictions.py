@@ -133,11 +133,18 @@ def predictions_path(cfg: ModelopsConfig, day: date) -> str:
                         "part-0.parquet")
 
 
-def _score(cfg: ModelopsConfig, version: str, raw: pd.DataFrame, mask: Any) -> Any:
+def _score(cfg: ModelopsConfig, version: str, raw: pd.DataFrame, mask: Any) -> tuple[Any, float, float]:
+    """Predictions for the masked rows, plus (model load seconds, scoring seconds) for the log."""
+    import time
+
     from modelops.lifecycle import load_pyfunc_impl, score_window
 
+    t0 = time.perf_counter()
+    # the version the alias points at now, by number: a promotion mid-run cannot mix two models
     impl = load_pyfunc_impl(f"models:/{cfg.model_name}/{version}")
-    return impl, score_window(impl, raw, cfg, mask)
+    t1 = time.perf_counter()
+    pred = score_window(impl, raw, cfg, mask)
+    return pred, t1 - t0, time.perf_counter() - t1
 
 
 def batch_predict(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date) -> dict[str, Any]:
@@ -174,17 +181,14 @@ def batch_predict(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date) 
         raw[target] = raw[target].astype("float64")
         raw.loc[mask, target] = np.nan
 
-    import time
-
     import pandas as pd
 
     frames = []
     versions = {PRODUCTION_ROLE: prod, **({SHADOW_ROLE: staging} if staging else {})}
-    seconds: dict[str, float] = {}
+    timing: dict[str, tuple[float, float]] = {}
     for role, version in versions.items():
-        t0 = time.perf_counter()
-        _impl, pred = _score(cfg, version, raw, mask)
-        seconds[role] = time.perf_counter() - t0
+        pred, load_s, score_s = _score(cfg, version, raw, mask)
+        timing[role] = (load_s, score_s)
         mv = registry.get_version(cfg.model_name, version)
         frames.append(pd.DataFrame({
             "entity": raw.loc[mask, ent].astype(str).to_numpy(), "ts": raw.loc[mask, ts].to_numpy(),
@@ -203,7 +207,8 @@ def batch_predict(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date) 
     rows = int(mask.sum())
     log.info("scored %d rows of %s in [%s, %s): production v%s%s; %d rows stored (%s)", rows, cfg.model_name, start, end, prod,
              f", shadow staging v{staging}" if staging else " (no staging version: no shadow)", n,
-             ", ".join(f"{r} {rows / s:,.0f} rows/s" for r, s in seconds.items() if s > 0))
+             "; ".join(f"{r}: load {ld:.2f} s, score {sc:.3f} s ({len(raw):,} rows with context, {rows / sc:,.0f} scored rows/s)"
+                       for r, (ld, sc) in timing.items() if sc > 0))
     return {"rows": rows, "stored": n, "production_version": prod, "shadow_version": staging, "paths": paths,
             "start": start.isoformat(), "end": end.isoformat(),
             "mean_prediction": float(out.loc[out["model_role"] == PRODUCTION_ROLE, "prediction"].mean())}

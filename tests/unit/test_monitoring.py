@@ -209,3 +209,31 @@ def test_report_renders_every_section_for_a_multi_day_range(engine, tmp_path):
     assert all(f'<section id="{s}">' in empty for s in monitoring_report.SECTIONS) and "data:image/png" not in empty
     with pytest.raises(ValueError, match="empty report range"):
         monitoring_report.collect(engine, cfg, days[1], days[0])
+
+
+def test_report_cli_and_status_summary(tmp_path, capsys):
+    import uuid
+
+    from modelops import status
+    from modelops.__main__ import main
+
+    name = f"mon_{uuid.uuid4().hex[:8]}"
+    cfg = _cfg(tmp_path, model_name=name, **{"monitoring.rolling_window_days": 3, "monitoring.min_rows": 20})
+    engine = db.get_engine()  # the default database the CLI uses
+    db.migrate(engine)
+    days = [date(2025, 6, 1) + timedelta(days=i) for i in range(10)]
+    _fill(engine, cfg, days)
+    out = tmp_path / "reports" / "june.html"
+    assert main(["--config", cfg.source_path, "report", "--start", "2025-06-02", "--end", "2025-06-10", "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    page = out.read_text()
+    assert f"{name} monitoring 2025-06-02 to 2025-06-10" in page and page.count("data:image/png;base64,") == 4
+    assert all(f'<section id="{s}">' in page for s in monitoring_report.SECTIONS)
+    assert page.split('<section id="days">')[1].count("<tr") == 1 + 9  # the range is inclusive of --end
+    assert main(["--config", cfg.source_path, "report", "--start", "2025-06-10", "--end", "2025-06-01", "--out", str(out)]) == 2
+    assert "--end 2025-06-01 is before --start 2025-06-10" in capsys.readouterr().err
+
+    text = status.render_table(status.collect(cfg))
+    assert "live rmspe (rolling 3 d up to 2025-06-10)" in text
+    assert "production v1:" in text and "DEGRADED" in text and "shadow     v2:" in text
+    assert "open alerts: 1" in text and "Performance degraded" in text
