@@ -52,6 +52,16 @@ def run_context(context: Context, drift_asset_uri: str | None = None):
                       context["ti"].try_number, str(dag_run.run_type), {"trigger": extra} if extra else {})
 
 
+def push_then_skip(op: Any, context: Context, result: dict[str, Any], tasks: list[Any]) -> None:
+    """Skip ``tasks`` without losing ``result``.
+
+    In Airflow 3 ``SkipMixin.skip`` raises ``DownstreamTasksSkipped``, so ``execute`` never
+    returns and its return value is never pushed: push it first, as the XCom a return would make.
+    """
+    context["ti"].xcom_push(key="return_value", value=result)
+    op.skip(ti=context["ti"], tasks=tasks)
+
+
 class ModelopsOperator(BaseOperator):
     """Loads the config and the connections, then runs one lifecycle step.
 
@@ -191,7 +201,7 @@ class GateOperator(ModelopsOperator, SkipMixin):
         decision = lifecycle.gate(cfg, ctx, version, self.pull(context, "evaluate"))
         if not decision["passed"]:
             self.log.warning("v%s rejected by the gate: %s. Production is untouched.", version, "; ".join(decision["reasons"]))
-            self.skip(ti=context["ti"], tasks=list(context["task"].get_flat_relatives(upstream=False)))
+            push_then_skip(self, context, decision, list(context["task"].get_flat_relatives(upstream=False)))
         return decision
 
 
@@ -240,7 +250,7 @@ class DetectDriftOperator(ModelopsOperator, SkipMixin):
         result["data_interval_start"], result["data_interval_end"] = current["start"], current["end"]
         if not result["dataset_drift"] and self.on_drift_task_ids:
             tasks = [t for t in context["task"].get_direct_relatives(upstream=False) if t.task_id in self.on_drift_task_ids]
-            self.skip(ti=context["ti"], tasks=tasks)
+            push_then_skip(self, context, result, tasks)
         return result
 
 
@@ -327,7 +337,7 @@ class EvaluatePerformanceOperator(ModelopsOperator, SkipMixin):
             alerts.resolve(db.get_engine(), cfg.model_name, [alerts.PERFORMANCE_DEGRADED], f"within tolerance on {out['day']}")
         if not out["degraded"] and self.on_degraded_task_ids:
             tasks = [t for t in context["task"].get_direct_relatives(upstream=False) if t.task_id in self.on_degraded_task_ids]
-            self.skip(ti=context["ti"], tasks=tasks)
+            push_then_skip(self, context, out, tasks)
         return out
 
 

@@ -43,15 +43,22 @@ def test_daily_scoring_shadow_and_degradation(api_app, problem, store_data, tmp_
     data = _copy_data(store_data, tmp_path / "data" / "store_sales", date(2024, 11, 1), date(2025, 6, 10))
     cfg = problem(**{"data.path": data, "monitoring.rolling_window_days": 3, "monitoring.min_rows": 30,
                      "monitoring.tolerance": 1.0, "monitoring.tolerance_mode": "relative", "monitoring.report_days": 5})
-    dr, _ = run_retrain(api_app, cfg, V1_DAY, [("reviewer", True, "v1")])
-    assert str(dr.state) == "success", states(dr)
-    v1 = registry.alias_version(cfg.model_name, "production")
-    baseline = float(registry.get_version(cfg.model_name, v1).tags["metric.rmspe"])
     engine = db.get_engine()
     bp = load_dag("batch_predict_daily")
 
     with WebhookServer() as hook:
         monkeypatch.setenv("AIRFLOW_CONN_MODELOPS_ALERTS_WEBHOOK", hook.connection("/slack"))
+        dr, _ = run_retrain(api_app, cfg, V1_DAY, [("reviewer", True, "v1")])
+        assert str(dr.state) == "success", states(dr)
+        v1 = registry.alias_version(cfg.model_name, "production")
+        baseline = float(registry.get_version(cfg.model_name, v1).tags["metric.rmspe"])
+        # the reviewers were told, with the numbers; the decision closed that alert
+        (_, waiting, _), = hook.wait_for(1)
+        assert waiting["modelops"]["kind"] == "approval_waiting" and waiting["modelops"]["model_version"] == v1
+        assert f"Approval needed: promote {cfg.model_name} v{v1}" in waiting["text"] and f"{baseline:.4f}" in waiting["text"]
+        assert "/dags/retrain_weekly/runs/" in waiting["text"] and "approvers: admin, reviewer" in waiting["text"]
+        assert alerts.open_alerts(engine, cfg.model_name) == []
+        hook.items.clear()
 
         # logical date D covers the data interval [D-1, D): the run of 06-03 scores the rows of 06-02
         # day 1: production only (no staging version), actuals as expected -> within tolerance, no event
@@ -65,6 +72,9 @@ def test_daily_scoring_shadow_and_degradation(api_app, problem, store_data, tmp_
         assert storage.exists(predictions.predictions_path(cfg, date(2025, 6, 2)))
         perf = monitoring.load_performance(engine, cfg.model_name)
         assert len(perf) == 1 and not perf["degraded"].iloc[0] and perf["baseline"].iloc[0] == pytest.approx(baseline)
+        # a healthy day still leaves its numbers in XCom (skipping the event task must not drop them)
+        healthy = run1.get_task_instance("evaluate_performance").xcom_pull(task_ids="evaluate_performance")
+        assert healthy["judged"] and not healthy["degraded"] and healthy["value"] == pytest.approx(perf["rolling_value"].iloc[0])
 
         # the same day again (a retry or a backfill): rows replaced, never duplicated
         bp.test(logical_date=utc("2025-06-03"))
@@ -123,3 +133,16 @@ def test_daily_scoring_shadow_and_degradation(api_app, problem, store_data, tmp_
     from modelops.monitoring_report import SECTIONS
 
     assert all(f'<section id="{s}">' in page for s in SECTIONS) and page.count("data:image/png;base64,") >= 2
+
+
+def test_gate_rejection_is_announced(api_app, problem, monkeypatch):
+    cfg = problem(**{"evaluation.threshold": 0.001})
+    with WebhookServer() as hook:
+        monkeypatch.setenv("AIRFLOW_CONN_MODELOPS_ALERTS_WEBHOOK", hook.connection())
+        dr, _ = run_retrain(api_app, cfg, V1_DAY)
+        assert states(dr)["gate"] == "success" and states(dr)["approve_production"] == "skipped"
+        (_, body, _), = hook.wait_for(1)
+    assert body["modelops"]["kind"] == "gate_rejected" and body["modelops"]["model_version"] == "1"
+    assert f"Gate rejected {cfg.model_name} v1" in body["text"] and "threshold 0.0010" in body["text"]
+    assert "does not pass the threshold" in body["text"] and "production is untouched" in body["text"]
+    assert "/dags/retrain_weekly/runs/" in body["text"] and "/tasks/gate" in body["text"]
