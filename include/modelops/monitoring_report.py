@@ -230,15 +230,21 @@ def plot_psi_heatmap(d: ReportData) -> str | None:
     ax.set_yticks(range(len(m)), list(m.index))
     step = max(1, n_days // 15)
     ax.set_xticks(range(0, n_days, step), [c.strftime("%m-%d") for c in m.columns[::step]], rotation=45, ha="right")
+    drifted = (d.drift.assign(flag=d.drift["drifted"].astype(float))
+               .pivot_table(index="feature", columns="logical_date", values="flag", aggfunc="last")
+               .reindex(index=m.index, columns=m.columns).fillna(0).to_numpy() > 0)
     if n_days <= 45 and len(m) <= 20:
         for (i, k), v in np.ndenumerate(m.to_numpy(dtype="float64")):
             if np.isfinite(v):
-                ax.text(k, i, f"{v:.2f}" if n_days <= 21 else ("●" if v >= thr else ""), ha="center", va="center", fontsize=7,
+                label = f"{v:.2f}" if n_days <= 21 else ("●" if drifted[i, k] else "")
+                ax.text(k, i, label, ha="center", va="center", fontsize=7, fontweight="bold" if drifted[i, k] else "normal",
                         color="white" if v >= vmax * 0.75 else "black")
     cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02, extend="max")
     cb.set_label("PSI")
     cb.ax.axhline(thr, color="black", lw=1.5)
-    ax.set_title(f"PSI heat map: feature x day (threshold {thr:g}; grey = no check that day)")
+    mark = "bold value" if n_days <= 21 else "●"
+    ax.set_title(f"PSI heat map: feature x day (threshold {thr:g}; {mark} = feature drifted by the rule; grey = no check)",
+                 fontsize=10)
     return _png(fig)
 
 
