@@ -22,6 +22,16 @@ def engine(tmp_path):
     return eng
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_engine(request, tmp_path):
+    """The same tests on the embedded SQLite and on PostgreSQL (the real stack)."""
+    url = f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    eng = db.get_engine(url)
+    db.migrate(eng)
+    yield eng
+    db.dispose_engines()  # before pg_url's teardown drops the database
+
+
 def _cfg(tmp_path, **overrides):
     return load_config(write_config(tmp_path / "cfg", **{"data.path": str(tmp_path / "data"), **overrides}))
 
@@ -33,7 +43,8 @@ def _preds(day: date, entities, values, role="production", version="1") -> pd.Da
 
 # -- prediction log ------------------------------------------------------------------------------
 
-def test_saving_a_day_twice_replaces_its_rows_and_leaves_other_days_alone(engine):
+def test_saving_a_day_twice_replaces_its_rows_and_leaves_other_days_alone(any_engine):
+    engine = any_engine
     d1, d2 = date(2025, 6, 2), date(2025, 6, 3)
     predictions.save_predictions(engine, "m", _preds(d1, [1, 2, 3], [1.0, 2.0, 3.0]), d1, d1 + timedelta(days=1))
     predictions.save_predictions(engine, "m", _preds(d2, [1, 2], [5.0, 6.0]), d2, d2 + timedelta(days=1))
@@ -48,7 +59,8 @@ def test_saving_a_day_twice_replaces_its_rows_and_leaves_other_days_alone(engine
     assert len(predictions.load_predictions(engine, "other")) == 0
 
 
-def test_a_bad_frame_changes_nothing(engine):
+def test_a_bad_frame_changes_nothing(any_engine):
+    engine = any_engine
     d = date(2025, 6, 2)
     predictions.save_predictions(engine, "m", _preds(d, [1, 2], [1.0, 2.0]), d, d + timedelta(days=1))
     with pytest.raises(ValueError, match="1 of 2 predictions are NaN"):
@@ -133,13 +145,20 @@ def test_alert_messages_say_what_which_version_the_numbers_and_links():
     g = alerts.build_alert("gate_rejected", "sales", {"passed": False, "version": "2", "metric": "rmspe", "value": 0.2,
                                                       "threshold": 0.1, "reasons": ["rmspe 0.2 does not pass the threshold 0.1"]})
     assert "v2" in g.title and "does not pass the threshold" in g.text()
+    t = alerts.build_alert("approval_timed_out", "sales", {"model_version": "5", "timeout_hours": 168.0})
+    assert t.title == "Approval timed out: sales v5 was not promoted" and "within 168.0 h" in t.text()
+    w = alerts.build_alert("approval_waiting", "sales", {"model_version": "5", "metric": "rmspe", "value": 0.05,
+                                                          "production_version": "4", "production_value": 0.06,
+                                                          "approvers": ["admin", "reviewer"], "timeout_hours": 24})
+    assert "candidate rmspe 0.0500 vs production v4 0.0600" in w.text() and w.severity == "action"
     with pytest.raises(ValueError, match="unknown alert kind"):
         alerts.build_alert("coffee_empty", "sales", {})
     assert alerts.airflow_run_url("http://h/", "d", "manual__2025-01-01T00:00:00+00:00", "t") == \
         "http://h/dags/d/runs/manual__2025-01-01T00%3A00%3A00%2B00%3A00/tasks/t"
 
 
-def test_alert_ledger_open_resolve_and_no_double_delivery(engine):
+def test_alert_ledger_open_resolve_and_no_double_delivery(any_engine):
+    engine = any_engine
     a = alerts.build_alert("drift_detected", "m", {"drift_ratio": 0.5, "drifted_features": ["x"], "day": "2025-06-03"}, key="run1/t")
     assert alerts.already_delivered(engine, a) is None
     alerts.record(engine, a, ["webhook"])
