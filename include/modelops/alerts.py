@@ -186,6 +186,26 @@ def already_delivered(engine: Engine, alert: Alert) -> str | None:
     return None if row is None else row.delivered
 
 
+def open_episode(engine: Engine, alert: Alert) -> dict[str, Any] | None:
+    """An earlier, still open alert of the same kind about the same version (another run's).
+
+    Drift or degradation that persists for days is one episode: people are told once, and
+    again only after a check back to normal closed the first alert (or if the first one
+    reached nobody: webhook down, log-only).
+    """
+    if alert.kind not in (DRIFT_DETECTED, PERFORMANCE_DEGRADED):
+        return None
+    t = alerts
+    version = t.c.model_version.is_(None) if alert.model_version is None else t.c.model_version == alert.model_version
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(t.c.alert_key, t.c.created_at, t.c.logical_date)
+                           .where(t.c.model_name == alert.model_name, t.c.kind == alert.kind, version,
+                                  t.c.resolved_at.is_(None), t.c.alert_key != alert.key,
+                                  t.c.delivered != "")  # an alert nobody received does not silence the next one
+                           .order_by(t.c.created_at).limit(1)).first()
+    return None if row is None else dict(row._mapping)
+
+
 def record(engine: Engine, alert: Alert, delivered: list[str]) -> None:
     """Insert or update the alert's row (same key = same alert); informational kinds are closed at once."""
     t = alerts

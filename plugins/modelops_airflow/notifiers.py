@@ -4,7 +4,8 @@ Channels are Airflow connections named in the config (``monitoring.alerts``): an
 connection for a Slack-style webhook (POST JSON ``{"text": ...}``; extra ``{"endpoint": "/path"}``)
 and an ``smtp`` connection for email. A connection that does not exist means "log only".
 An alert is also written to the package DB (``modelops_alerts``), keyed by run and task, so a
-retried callback does not page anyone twice. Alerting never fails the task it reports on.
+retried callback does not page anyone twice, and drift or degradation that persists is one open
+alert until a normal check closes it. Alerting never fails the task it reports on.
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ class ModelopsAlertNotifier(BaseNotifier):
         if before:
             self.log.info("alert %s already delivered to %s by an earlier try; not sending again", alert.title, before)
             return before.split(",")
+        episode = alerts.open_episode(engine, alert)
+        if episode:
+            self.log.warning("still %s (alert open since %s, day %s): not paging again. %s", self.kind, episode["created_at"],
+                             episode["logical_date"], alert.title)
+            return []
         self.log.warning("ALERT %s", alert.text())
         delivered = []
         if self._webhook(cfg.monitoring.alerts.webhook_conn_id, alert):

@@ -53,6 +53,21 @@ def test_webhook_and_email_receive_the_alert_once(model, monkeypatch):
     assert row["kind"] == "performance_degraded" and row["delivered"] == "webhook,email"
 
 
+def test_a_persisting_degradation_pages_once_until_it_is_resolved(model, monkeypatch):
+    from modelops_airflow.notifiers import ModelopsAlertNotifier
+
+    n = ModelopsAlertNotifier(kind="performance_degraded")
+    with WebhookServer() as hook:
+        monkeypatch.setenv("AIRFLOW_CONN_MODELOPS_ALERTS_WEBHOOK", hook.connection())
+        assert n.send(_context("day-5"), FACTS) == ["webhook"]
+        assert n.send(_context("day-6"), {**FACTS, "day": "2025-06-06"}) == []  # same episode, same version
+        assert n.send(_context("day-6b"), {**FACTS, "model_version": "4"}) == ["webhook"]  # a new version is news
+        alerts.resolve(db.get_engine(), model, ["performance_degraded"], "within tolerance on 2025-06-07")
+        assert n.send(_context("day-9"), {**FACTS, "day": "2025-06-09"}) == ["webhook"]  # a new episode
+        hook.wait_for(3)
+    assert [b["modelops"]["facts"]["day"] for _, b, _ in hook.items] == ["2025-06-05", "2025-06-05", "2025-06-09"]
+
+
 def test_unconfigured_or_failing_channels_log_and_never_raise(model, monkeypatch):
     from modelops_airflow.notifiers import ModelopsAlertNotifier
 
@@ -62,6 +77,7 @@ def test_unconfigured_or_failing_channels_log_and_never_raise(model, monkeypatch
     assert n.send(_context("r-none", "emit_drift_event"), {"drift_ratio": 0.5, "drifted_features": ["customers"]}) == []
     assert [a["kind"] for a in alerts.open_alerts(db.get_engine(), model)] == ["drift_detected"]  # recorded, log only
 
+    alerts.resolve(db.get_engine(), model, ["drift_detected"], "no drift the next day")
     with WebhookServer(status=500) as hook:
         monkeypatch.setenv("AIRFLOW_CONN_MODELOPS_ALERTS_WEBHOOK", hook.connection())
         assert n.send(_context("r-500", "emit_drift_event"), {"drift_ratio": 0.5, "drifted_features": ["x"]}) == []
