@@ -138,7 +138,6 @@ class ModelApprovalOperator(ApprovalOperator):
                       user_id or "timeout", at, f": {comment}" if comment else "")
         return super().execute_complete(context, event)
 
-
     def _close_alerts(self, context: Context, cfg: Any, version: str, mv_run_id: str, timed_out: bool, outcome: str) -> None:
         """The waiting alert is answered; a timeout is worth its own alert."""
         from modelops import alerts, db
