@@ -256,3 +256,34 @@ def test_report_cli_and_status_summary(tmp_path, capsys):
     assert "live rmspe (rolling 3 d up to 2025-06-10)" in text
     assert "production v1:" in text and "DEGRADED" in text and "shadow     v2:" in text
     assert "open alerts: 1" in text and "Performance degraded" in text
+
+
+def test_classification_metrics_rule_and_report(engine, tmp_path):
+    """roc_auc (higher is better) with the churn config's absolute tolerance: a noisier second week degrades."""
+    from modelops import storage
+
+    cfg = load_config(write_config(tmp_path / "cfg", base="churn.yaml", **{"data.path": str(tmp_path / "data"),
+                                                                             "monitoring.min_rows": 100}))
+    assert cfg.monitoring.tolerance_mode == "absolute" and cfg.monitoring.tolerance == 0.05
+    rng = np.random.default_rng(1)
+    days = [date(2025, 6, 1) + timedelta(days=i) for i in range(14)]
+    ent, ts, tgt = cfg.data.entity_column, cfg.data.timestamp_column, cfg.data.target_column
+    for i, d in enumerate(days):
+        p = rng.uniform(0, 1, 200)
+        y = (rng.uniform(0, 1, 200) < np.clip(p + rng.normal(0, 0.1 if i < 7 else 0.6, 200), 0, 1)).astype(int)
+        storage.write_partition(pd.DataFrame({ts: pd.Timestamp(d), ent: np.arange(200), tgt: y}), cfg.data.path, "date", d)
+        predictions.save_predictions(engine, cfg.model_name, _preds(d, range(200), p), d, d + timedelta(days=1))
+    joined = monitoring.join_actuals(cfg, predictions.load_predictions(engine, cfg.model_name),
+                                     storage.read_window(cfg, days[0], days[-1] + timedelta(days=1)))
+    perf = monitoring.daily_performance(cfg, joined)
+    from sklearn.metrics import roc_auc_score
+
+    first = joined[joined["logical_date"] == pd.Timestamp(days[0])]
+    assert perf["value"].iloc[0] == pytest.approx(roc_auc_score(first["actual"], first["prediction"]))
+    monitoring.save_performance(engine, cfg, perf, {"1": 0.85})
+    stored = monitoring.load_performance(engine, cfg.model_name)
+    assert np.allclose(stored["limit_value"], 0.80)
+    assert not stored["degraded"].iloc[:7].any() and stored["degraded"].iloc[-1]
+    page = monitoring_report.render_range(engine, cfg, days[0], days[-1] + timedelta(days=1))
+    assert all(f'<section id="{s}">' in page for s in monitoring_report.SECTIONS)
+    assert page.count("data:image/png;base64,") == 2 and "No drift checks stored" in page  # drift DAG never ran here
