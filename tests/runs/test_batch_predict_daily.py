@@ -106,6 +106,18 @@ def test_daily_scoring_shadow_and_degradation(api_app, problem, store_data, tmp_
         assert st["emit_performance_event"] == "success" and st["monitoring_report"] == "success", st
         (path, body, _), = hook.wait_for(1)
 
+        # a corrupt partition: the task fails (after its retries) and the failure callback says why
+        bad = Path(storage.partition_dir(cfg, date(2025, 6, 5)))
+        shutil.rmtree(bad)
+        bad.mkdir()
+        (bad / "part-0.parquet").write_bytes(b"not parquet at all")
+        run4 = bp.test(logical_date=utc("2025-06-06"))
+        assert states(run4)["score_batch"] == "failed", states(run4)
+        (_, _, _), (_, failed, _) = hook.wait_for(2)
+
+    assert failed["modelops"]["kind"] == "task_failed" and "Task failed: batch_predict_daily.score_batch" in failed["text"]
+    assert "date=2025-06-05/part-0.parquet: cannot read as parquet" in failed["text"] and "/tasks/score_batch" in failed["text"]
+
     perf = monitoring.load_performance(engine, cfg.model_name)
     last = perf[(perf["model_role"] == "production")].iloc[-1]
     assert last["logical_date"] == pd.Timestamp("2025-06-04") and last["degraded"] and last["rolling_n_rows"] == 120
