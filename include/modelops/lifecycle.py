@@ -258,7 +258,11 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
         c.set_tag(parent, k, v)
     tracking.log_json(parent, {"config_source": cfg.source_path, "config": cfg.model_dump(mode="json")}, "config/config.json")
 
-    with registry.fluent().start_run(run_id=parent):
+    fluent = registry.fluent()
+    # an active experiment left in this process by someone else (a notebook, an earlier task or test)
+    # would make start_run(run_id=...) refuse the run: point it at the run's own experiment
+    fluent.set_experiment(experiment_id=c.get_run(parent).info.experiment_id)
+    with fluent.start_run(run_id=parent):
         for name, mask in (("train", train_mask), ("validation", (~train_mask) & (~test_mask)), ("test", test_mask)):
             ds = mlflow.data.from_pandas(raw.loc[mask], source=cfg.data.path, targets=cfg.data.target_column,
                                          name=f"{cfg.model_name}-{name}")
