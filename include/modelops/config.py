@@ -177,6 +177,38 @@ class ApprovalConfig(_Strict):
     timeout_hours: float = Field(168.0, gt=0)
 
 
+class AlertsConfig(_Strict):
+    """Where alerts go: Airflow connection ids, so secrets stay in Airflow, not in this file.
+
+    A connection that does not exist means "log only" for that channel, never a failure.
+    """
+
+    webhook_conn_id: str = "modelops_alerts_webhook"
+    email_conn_id: str = "modelops_alerts_smtp"
+    email_to: list[str] = Field(default_factory=list)
+    email_from: str = "airflow-modelops@localhost"
+
+
+class MonitoringConfig(_Strict):
+    """Production monitoring: batch scoring, the shadow challenger and the degradation rule."""
+
+    # Score the ``staging`` version on the same rows as production while it waits for approval.
+    shadow: bool = True
+    # The live metric that decides is pooled over the labelled rows of this many days.
+    rolling_window_days: int = Field(7, ge=1)
+    # How far back each run looks for actuals that landed since the predictions were made.
+    ground_truth_lookback_days: int = Field(28, ge=1)
+    # A window with fewer labelled rows is reported but never judged (too noisy to alert on).
+    min_rows: int = Field(50, ge=1)
+    # Degraded when the rolling metric is worse than the production version's test-set baseline
+    # by more than ``tolerance``: relative (0.25 = 25 % worse) or absolute (metric units).
+    tolerance: float = Field(0.25, ge=0)
+    tolerance_mode: Literal["relative", "absolute"] = "relative"
+    # Days shown in the daily HTML report logged to MLflow.
+    report_days: int = Field(30, ge=1)
+    alerts: AlertsConfig = AlertsConfig()
+
+
 class MlflowConfig(_Strict):
     experiment: str
 
@@ -298,6 +330,7 @@ class ModelopsConfig(_Strict):
     approval: ApprovalConfig
     mlflow: MlflowConfig
     tuning: TuningConfig = TuningConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     # Filled by load_config, not by the YAML.
     source_path: str = ""

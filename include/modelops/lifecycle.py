@@ -284,7 +284,11 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
         c.set_tag(parent, k, v)
     tracking.log_json(parent, {"config_source": cfg.source_path, "config": cfg.model_dump(mode="json")}, "config/config.json")
 
-    with registry.fluent().start_run(run_id=parent):
+    fluent = registry.fluent()
+    # an active experiment left in this process by someone else (a notebook, an earlier task or test)
+    # would make start_run(run_id=...) refuse the run: point it at the run's own experiment
+    fluent.set_experiment(experiment_id=c.get_run(parent).info.experiment_id)
+    with fluent.start_run(run_id=parent):
         for name, mask in (("train", train_mask), ("validation", (~train_mask) & (~test_mask)), ("test", test_mask)):
             ds = mlflow.data.from_pandas(raw.loc[mask], source=cfg.data.path, targets=cfg.data.target_column,
                                          name=f"{cfg.model_name}-{name}")
@@ -515,6 +519,10 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
     drift_store.create_schema(engine)
     drift_store.save_report(engine, report, cfg.model_name, start, model_version=prod_version, dag_id=ctx.dag_id,
                             run_id=ctx.run_id, mlflow_run_id=run_id)
+    if not report.dataset_drift:
+        from modelops import alerts
+
+        alerts.resolve(engine, cfg.model_name, [alerts.DRIFT_DETECTED], f"no dataset drift on {start.isoformat()}")
     log.info("drift %s on %s: ratio %.2f (threshold %.2f), drifted: %s", "DETECTED" if report.dataset_drift else "not detected",
              start, report.drift_ratio, cfg.drift.drift_ratio_threshold, report.drifted_features or "none")
     return {"day": start.isoformat(), "drift_ratio": report.drift_ratio, "dataset_drift": report.dataset_drift,

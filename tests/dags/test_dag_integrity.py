@@ -27,7 +27,21 @@ def test_no_import_errors(dagbag):
 
 
 def test_expected_dags(dagbag):
-    assert set(dagbag.dag_ids) == {"retrain_weekly", "drift_daily", "tune_hyperparameters"}
+    assert set(dagbag.dag_ids) == {"retrain_weekly", "drift_daily", "batch_predict_daily", "tune_hyperparameters"}
+
+
+def test_batch_predict_daily_wiring(dagbag):
+    dag = dagbag.dags["batch_predict_daily"]
+    retrain = dagbag.dags["retrain_weekly"]
+    assert dag.timetable.expression == "0 0 * * *" and not dag.catchup  # interval timetable: one-day windows, backfillable
+    assert dag.get_task("score_batch").downstream_task_ids == {"evaluate_performance"}
+    assert dag.get_task("evaluate_performance").downstream_task_ids == {"emit_performance_event", "monitoring_report"}
+    emit = dag.get_task("emit_performance_event")
+    assert [o.uri for o in emit.outlets] == [retrain.timetable.asset_condition.uri]  # the same event schedules retraining
+    assert [type(c).__name__ for c in emit.on_success_callback] == ["ModelopsAlertNotifier"]
+    failure = [getattr(c, "kind", getattr(c, "__name__", "")) for c in dag.get_task("score_batch").on_failure_callback]
+    assert failure == ["log_failure", "task_failed"]
+    assert dag.doc_md and "batch_predict_daily" in dag.doc_md
 
 
 def test_retrain_schedule_is_weekly_cron_or_drift_asset(dagbag):
