@@ -62,7 +62,7 @@ def _lock_version(package: str) -> str:
 def test_compose_has_the_whole_stack(compose):
     services = compose["services"]
     assert {"postgres", "redis", "airflow-init", "api-server", "scheduler", "dag-processor", "triggerer", "worker",
-            "mlflow", "minio", "minio-init", "modelops-db-init", "model-server"} <= set(services)
+            "mlflow", "minio", "minio-init", "modelops-db-init", "model-server", "alerts-echo", "mailpit"} <= set(services)
     env = compose["x-airflow-common"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://") and "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
@@ -189,7 +189,7 @@ def test_docker_compose_config_accepts_the_files():
 def test_astro_override_adds_mlflow_and_minio_and_repeats_compose_exactly(compose):
     override = _load("docker-compose.override.yml")
     services = override["services"]
-    assert {"mlflow", "minio", "minio-init", "modelops-db-init"} <= set(services)
+    assert {"mlflow", "minio", "minio-init", "modelops-db-init", "alerts-echo", "mailpit"} <= set(services)
     for name, svc in services.items():
         if name in ASTRO_SERVICES:
             assert set(svc) == {"environment"}, f"only add settings to Astro's own {name}"
@@ -227,6 +227,12 @@ def _referenced_by_dags() -> tuple[set[str], set[str], set[str]]:
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
     pools = {t.pool for d in bag.dags.values() for t in d.tasks if t.pool != "default_pool"}
+    # Connections named in the shipped problem configs (alert channels).
+    from modelops.config import load_config
+
+    for path in (ROOT / "include" / "config").glob("*.yaml"):
+        alerts = load_config(path).monitoring.alerts
+        conns |= {alerts.webhook_conn_id, alerts.email_conn_id}
     return conns, pools, variables
 
 
