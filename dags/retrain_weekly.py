@@ -26,6 +26,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Par
 from modelops.config import hyperparameter_overrides_schema, load_config
 from modelops_airflow.approval import ModelApprovalOperator
 from modelops_airflow.dag_support import TRAINING_POOL, abandon_failed_run, default_args, drift_asset
+from modelops_airflow.notifiers import ModelopsAlertNotifier
 from modelops_airflow.operators import (
     BuildEnsembleOperator,
     BuildFeaturesOperator,
@@ -73,7 +74,7 @@ with DAG(
     ensemble = BuildEnsembleOperator(task_id="build_ensemble")
     evaluate = EvaluateOperator(task_id="evaluate")
     register = RegisterCandidateOperator(task_id="register_candidate")
-    gate = GateOperator(task_id="gate")
+    gate = GateOperator(task_id="gate", on_success_callback=ModelopsAlertNotifier(kind="gate_rejected"))
     approve = ModelApprovalOperator(
         task_id="approve_production",
         approvers=cfg.approval.approvers,

@@ -24,7 +24,7 @@ def drift_asset(model_name: str) -> Asset:
 
 
 def log_failure(context: dict[str, Any]) -> None:
-    """Failure callback: one line that says which task, which run, and why (alerts come from notifiers)."""
+    """Failure callback: one line that says which task, which run, and why (the alert comes from the notifier)."""
     ti = context.get("ti") or context.get("task_instance")
     exc = context.get("exception")
     log.error("modelops task failed: %s.%s run %s try %s: %s", getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"),
@@ -32,13 +32,16 @@ def log_failure(context: dict[str, Any]) -> None:
 
 
 def default_args(retries: int = 2) -> dict[str, Any]:
+    from modelops_airflow.notifiers import ModelopsAlertNotifier
+
     return {
         "owner": "modelops",
         "retries": retries,
         "retry_delay": timedelta(seconds=int(os.environ.get("MODELOPS_RETRY_DELAY_SECONDS", "60"))),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=15),
-        "on_failure_callback": log_failure,
+        # the log line always; the alert when a webhook/smtp connection is configured
+        "on_failure_callback": [log_failure, ModelopsAlertNotifier(kind="task_failed")],
     }
 
 

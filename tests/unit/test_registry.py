@@ -20,11 +20,12 @@ def model_uri():
 
     from modelops import settings
 
-    registry.ensure_experiment("registry-tests")
+    exp_id = registry.ensure_experiment("registry-tests")
 
     mlflow.set_tracking_uri(settings.tracking_uri())
-    mlflow.set_experiment("registry-tests")
-    with mlflow.start_run() as run:
+    # experiment_id, not set_experiment(): a process-wide active experiment would break later
+    # fluent start_run(run_id=...) calls for runs of other experiments in the same session
+    with mlflow.start_run(experiment_id=exp_id) as run:
         info = mlflow.pyfunc.log_model(name="model", python_model=Const(), pip_requirements=["mlflow"])
     return info.model_uri, run.info.run_id
 
