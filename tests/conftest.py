@@ -54,6 +54,25 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
         shutil.rmtree(STATE, ignore_errors=True)
 
 
+# What the Airflow hooks export into the process for the core (plugins/modelops_airflow/hooks.py).
+# A real task runs in its own process; dag.test() runs tasks in this one, so put them back after
+# every test or one test's connections would point the next test at its database or server.
+_HOOK_EXPORTS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                 "MODELOPS_DB_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL",
+                 "AWS_ENDPOINT_URL_S3", "FSSPEC_S3_ENDPOINT_URL")
+
+
+@pytest.fixture(autouse=True)
+def _restore_hook_exports():
+    before = {k: os.environ.get(k) for k in _HOOK_EXPORTS}
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def state_dir() -> Path:
     return STATE
