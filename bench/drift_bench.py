@@ -206,7 +206,7 @@ def _max_diffs(a: dict[str, list], b: dict[str, list]) -> dict[str, float | None
 
 
 def run(sizes: list[int], evidently: bool, mild_sizes: list[int], logs: Path, repeat_small: int = 5,
-        repeat_large: int = 3) -> dict[str, Any]:
+        repeat_large: int = 5) -> dict[str, Any]:
     py = sys.executable
     me = str(Path(__file__).resolve())
     out: dict[str, Any] = {"sizes": {}}
