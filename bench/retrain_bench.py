@@ -151,7 +151,18 @@ def core(n: int) -> dict[str, Any]:
 
 
 def dag(n: int) -> dict[str, Any]:
+    import shutil
     from datetime import datetime, timezone
+
+    # A fresh MLflow store and work root per run: a second run of the same logical date would
+    # otherwise reuse the first one's ensemble and registered version (idempotency by design).
+    home = Path(os.environ["MODELOPS_HOME"])
+    for stale in ("mlflow.db", "mlartifacts", "work", "modelops.db"):
+        target = home / stale
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
 
     import great_expectations  # noqa: F401 - warm imports: a long-lived worker has them loaded
     import lightgbm  # noqa: F401
