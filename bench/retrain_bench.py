@@ -14,6 +14,9 @@ daily parquet partitions like a user's data. Both paths use the same fixed hyper
          the DAG run also validates with GX, logs to MLflow, writes the drift profile and
          registers the candidate, which the core path does not do. Per-task durations show where.
 
+Boosters use one thread (``MODELOPS_TRAINING_THREADS=1``, override from the environment): with
+two OpenMP threads on a shared 2-core machine the same fit took anywhere from 6 to 140 s.
+
 Peak RSS per child (``VmHWM`` after loading the libraries), and the data's size in memory
 (``DataFrame.memory_usage(deep=True)`` of the raw window).
 """
@@ -58,6 +61,9 @@ def env_for(n: int) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(d / "airflow" / "logs"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{d / 'home' / 'mlflow.db'}",
         "MODELOPS_CONFIG": str(d / "config.yaml"), "GIT_PYTHON_REFRESH": "quiet", "MODELOPS_RETRY_DELAY_SECONDS": "1",
+        # One booster thread in both paths: on a shared 2-core machine, OpenMP threads spinning
+        # against other load made the same fit vary 10x between runs, drowning what is measured here.
+        "MODELOPS_TRAINING_THREADS": os.environ.get("MODELOPS_TRAINING_THREADS", "1"),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")]),
     }
 

@@ -131,7 +131,7 @@ def render(res: dict[str, Any]) -> str:
     rt = res.get("retrain")
     if rt:
         out += ["", f"**Retrain** (store sales, {rt['window_days']} days x rows/{rt['window_days']} stores, same fixed "
-                "hyperparameters): the core library on the data directly vs `retrain_weekly` through `dag.test()` "
+                "hyperparameters, one booster thread): the core library on the data directly vs `retrain_weekly` through `dag.test()` "
                 "(stopped at the gate: approval waits on a human). `training tasks` = build_features + train_xgboost + "
                 "train_lightgbm + build_ensemble as Airflow timed them.", "",
                 "| rows | data in memory MB | core s (CPU s) | DAG run s (CPU s) | training tasks s | overhead, whole run: wall (CPU) "

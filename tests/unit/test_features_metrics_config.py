@@ -201,3 +201,15 @@ def test_transform_returns_one_block_in_feature_order():
     assert list(X.columns) == b.feature_names
     assert (X.dtypes == np.float32).all()
     assert X.index.equals(df.index)
+
+
+def test_training_threads_from_the_environment(monkeypatch):
+    from modelops.training import TrainingError, _n_jobs
+
+    monkeypatch.setenv("MODELOPS_TRAINING_THREADS", "1")
+    assert _n_jobs() == 1
+    monkeypatch.setenv("MODELOPS_TRAINING_THREADS", "many")
+    with pytest.raises(TrainingError, match="MODELOPS_TRAINING_THREADS"):
+        _n_jobs()
+    monkeypatch.delenv("MODELOPS_TRAINING_THREADS")
+    assert 1 <= _n_jobs() <= 4
