@@ -9,7 +9,8 @@ validate_current -> detect_drift -> [drift only] emit_drift_event
 * The report goes to the `modelops_drift_reports` table and to an MLflow run
   (HTML report and per-feature plots).
 * When the share of drifted features reaches `drift.drift_ratio_threshold`,
-  `emit_drift_event` updates the drift Asset, which schedules `retrain_weekly`.
+  `emit_drift_event` updates the drift Asset, which schedules `retrain_weekly`,
+  and alerts (webhook/email connections; log only when none is configured).
 * Backfill any range with `airflow backfill create --dag-id drift_daily ...`:
   each day's rows are replaced, never duplicated.
 """
@@ -20,6 +21,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 from modelops.config import load_config
 from modelops_airflow.dag_support import default_args, drift_asset
+from modelops_airflow.notifiers import ModelopsAlertNotifier
 from modelops_airflow.operators import DetectDriftOperator, EmitDriftEventOperator, ValidateDataOperator
 
 cfg = load_config()
@@ -37,6 +39,7 @@ with DAG(
 ) as dag:
     validate = ValidateDataOperator(task_id="validate_current", window="interval")
     detect = DetectDriftOperator(task_id="detect_drift", on_drift_task_ids=["emit_drift_event"])
-    emit = EmitDriftEventOperator(task_id="emit_drift_event", outlets=[drift_asset(cfg.model_name)])
+    emit = EmitDriftEventOperator(task_id="emit_drift_event", outlets=[drift_asset(cfg.model_name)],
+                                  on_success_callback=ModelopsAlertNotifier(kind="drift_detected"))
 
     validate >> detect >> emit

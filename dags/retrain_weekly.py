@@ -23,9 +23,10 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param
-from modelops.config import load_config
+from modelops.config import hyperparameter_overrides_schema, load_config
 from modelops_airflow.approval import ModelApprovalOperator
-from modelops_airflow.dag_support import TRAINING_POOL, default_args, drift_asset
+from modelops_airflow.dag_support import TRAINING_POOL, abandon_failed_run, default_args, drift_asset
+from modelops_airflow.notifiers import ModelopsAlertNotifier
 from modelops_airflow.operators import (
     BuildEnsembleOperator,
     BuildFeaturesOperator,
@@ -52,6 +53,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    on_failure_callback=abandon_failed_run,
     tags=["modelops", "training", cfg.model_name],
     params={
         "training_start": Param(None, type=["null", "string"], format="date",
@@ -59,8 +61,8 @@ with DAG(
         "training_end": Param(None, type=["null", "string"], format="date",
                               description="Day after the last training day (YYYY-MM-DD); default: the data interval end"),
         "hyperparameter_overrides": Param(
-            {}, type="object", description='e.g. {"xgboost": {"max_depth": 6}, "lightgbm": {"num_leaves": 31}}',
-            properties={"xgboost": {"type": "object"}, "lightgbm": {"type": "object"}}, additionalProperties=False,
+            {}, description='e.g. {"xgboost": {"max_depth": 6}, "lightgbm": {"num_leaves": 31}}',
+            **hyperparameter_overrides_schema(),
         ),
         "note": Param("", type="string", maxLength=500, description="Why this run; stored on the MLflow run"),
     },
@@ -72,7 +74,7 @@ with DAG(
     ensemble = BuildEnsembleOperator(task_id="build_ensemble")
     evaluate = EvaluateOperator(task_id="evaluate")
     register = RegisterCandidateOperator(task_id="register_candidate")
-    gate = GateOperator(task_id="gate")
+    gate = GateOperator(task_id="gate", on_success_callback=ModelopsAlertNotifier(kind="gate_rejected"))
     approve = ModelApprovalOperator(
         task_id="approve_production",
         approvers=cfg.approval.approvers,

@@ -5,6 +5,7 @@
     approve/reject  answer the waiting approval through Airflow's REST API
     rollback        production back to the version the current one replaced
     db-migrate      create/upgrade the package's tables (SQLite default or $MODELOPS_DB_URL)
+    report          monitoring report (metric over time, drift, PSI heat map, ...) for a date range -> HTML
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from modelops.sample_data import generate_for_config, write_dataset
 
     cfg = _cfg(args)
+    if args.if_missing:
+        from modelops.storage import DataError, list_partitions
+
+        # An init job runs this on every `docker compose up`: never overwrite data that is there.
+        try:
+            found = list_partitions(cfg, date.fromisoformat(args.start), date.fromisoformat(args.end))
+        except DataError:  # the data root does not exist yet
+            found = []
+        if found:
+            print(f"{len(found)} daily partitions already under {cfg.data.path}: nothing written (--if-missing)")
+            return 0
     kw = {}
     if args.entities:
         kw["n_entities"] = args.entities
@@ -81,6 +93,29 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import time
+    from datetime import timedelta
+    from pathlib import Path
+
+    from modelops import db, monitoring_report
+
+    cfg = _cfg(args)
+    start, last = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    if last < start:
+        raise ValueError(f"--end {last} is before --start {start}")
+    engine = db.get_engine()
+    db.migrate(engine)
+    t0 = time.perf_counter()
+    page = monitoring_report.render_range(engine, cfg, start, last + timedelta(days=1), args.model)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    print(f"wrote {out} ({len(page) / 1024:.0f} KiB, {args.model or cfg.model_name} {start}..{last}, "
+          f"rendered in {time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m modelops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="problem config YAML (default: $MODELOPS_CONFIG or include/config/store_sales.yaml)")
@@ -92,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--drift-start", default=None, help="inject drift from this day (YYYY-MM-DD)")
     g.add_argument("--seed", type=int, default=7)
     g.add_argument("--entities", type=int, default=None, help="stores (regression) or customers per day (classification)")
+    g.add_argument("--if-missing", action="store_true", help="do nothing when the range already has partitions")
     g.set_defaults(func=cmd_generate)
 
     s = sub.add_parser("status", help="every version with aliases, lifecycle, metric, approvals, lineage")
@@ -115,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("db-migrate", help="create or upgrade the package's tables (idempotent)")
     m.add_argument("--url", default=None, help="SQLAlchemy URL (default $MODELOPS_DB_URL or the embedded SQLite)")
     m.set_defaults(func=cmd_db_migrate)
+    rep = sub.add_parser("report", help="render the monitoring report for a date range to an HTML file")
+    rep.add_argument("--model", default=None, help="registered model name (default: model_name of the config)")
+    rep.add_argument("--start", required=True, help="first day (YYYY-MM-DD)")
+    rep.add_argument("--end", required=True, help="last day, inclusive (YYYY-MM-DD)")
+    rep.add_argument("--out", required=True, help="HTML file to write")
+    rep.set_defaults(func=cmd_report)
     return p
 
 

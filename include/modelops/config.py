@@ -177,8 +177,144 @@ class ApprovalConfig(_Strict):
     timeout_hours: float = Field(168.0, gt=0)
 
 
+class AlertsConfig(_Strict):
+    """Where alerts go: Airflow connection ids, so secrets stay in Airflow, not in this file.
+
+    A connection that does not exist means "log only" for that channel, never a failure.
+    """
+
+    webhook_conn_id: str = "modelops_alerts_webhook"
+    email_conn_id: str = "modelops_alerts_smtp"
+    email_to: list[str] = Field(default_factory=list)
+    email_from: str = "airflow-modelops@localhost"
+
+
+class MonitoringConfig(_Strict):
+    """Production monitoring: batch scoring, the shadow challenger and the degradation rule."""
+
+    # Score the ``staging`` version on the same rows as production while it waits for approval.
+    shadow: bool = True
+    # The live metric that decides is pooled over the labelled rows of this many days.
+    rolling_window_days: int = Field(7, ge=1)
+    # How far back each run looks for actuals that landed since the predictions were made.
+    ground_truth_lookback_days: int = Field(28, ge=1)
+    # A window with fewer labelled rows is reported but never judged (too noisy to alert on).
+    min_rows: int = Field(50, ge=1)
+    # Degraded when the rolling metric is worse than the production version's test-set baseline
+    # by more than ``tolerance``: relative (0.25 = 25 % worse) or absolute (metric units).
+    tolerance: float = Field(0.25, ge=0)
+    tolerance_mode: Literal["relative", "absolute"] = "relative"
+    # Days shown in the daily HTML report logged to MLflow.
+    report_days: int = Field(30, ge=1)
+    alerts: AlertsConfig = AlertsConfig()
+
+
 class MlflowConfig(_Strict):
     experiment: str
+
+
+# -- tuning ---------------------------------------------------------------------------
+
+class SearchParam(_Strict):
+    """One dimension of an Optuna search space (``int``/``float`` range or ``categorical`` choices)."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+    choices: list[str | int | float | bool] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical needs a non-empty 'choices' list")
+            if self.low is not None or self.high is not None or self.log or self.step is not None:
+                raise ValueError("categorical takes only 'choices' (no low/high/log/step)")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"{self.type} takes low/high, not 'choices'")
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.type} needs both 'low' and 'high'")
+        if self.low >= self.high:
+            raise ValueError(f"low must be below high, got low={self.low:g} high={self.high:g}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={self.low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("'log' and 'step' cannot be combined")
+        if self.type == "int" and any(v is not None and float(v) != int(v) for v in (self.low, self.high, self.step)):
+            raise ValueError("int ranges need whole-number low/high/step")
+        return self
+
+
+# What a search space may tune, and what type each parameter must be (mirrors the boosters).
+_TUNABLE_INT = {"xgboost": {"n_estimators", "max_depth", "max_bin"},
+                "lightgbm": {"n_estimators", "num_leaves", "max_depth", "subsample_freq", "min_child_samples", "max_bin"}}
+
+SearchSpace = dict[str, SearchParam | None]
+
+# Defaults per booster: wide but sane ranges; n_estimators stays fixed (early stopping trims it).
+DEFAULT_SEARCH_SPACE: dict[str, dict[str, dict[str, Any]]] = {
+    "xgboost": {
+        "max_depth": {"type": "int", "low": 3, "high": 10},
+        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+        "subsample": {"type": "float", "low": 0.5, "high": 1.0},
+        "colsample_bytree": {"type": "float", "low": 0.5, "high": 1.0},
+        "min_child_weight": {"type": "float", "low": 1.0, "high": 20.0, "log": True},
+        "reg_lambda": {"type": "float", "low": 0.001, "high": 10.0, "log": True},
+        "reg_alpha": {"type": "float", "low": 0.001, "high": 10.0, "log": True},
+    },
+    "lightgbm": {
+        "num_leaves": {"type": "int", "low": 15, "high": 255, "log": True},
+        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+        "min_child_samples": {"type": "int", "low": 5, "high": 100, "log": True},
+        "subsample": {"type": "float", "low": 0.5, "high": 1.0},
+        "colsample_bytree": {"type": "float", "low": 0.5, "high": 1.0},
+        "reg_lambda": {"type": "float", "low": 0.001, "high": 10.0, "log": True},
+        "reg_alpha": {"type": "float", "low": 0.001, "high": 10.0, "log": True},
+    },
+}
+
+
+def check_search_space(model: str, space: dict[str, SearchParam | None], where: str) -> None:
+    """Parameter names must be ones the booster takes, and int parameters need int ranges."""
+    known = _HP_TYPES[model]
+    for name, spec in space.items():
+        if name not in known:
+            hint = difflib.get_close_matches(name, list(known), n=1)
+            raise ValueError(f"{where}.{model}.{name}: not a tunable {model} parameter"
+                             + (f" (did you mean '{hint[0]}'?)" if hint else f" (known: {', '.join(sorted(known))})"))
+        if spec is None:
+            continue
+        if known[name] is str and spec.type != "categorical":
+            raise ValueError(f"{where}.{model}.{name}: a string parameter needs type categorical, got {spec.type}")
+        if name in _TUNABLE_INT[model] and spec.type == "float":
+            raise ValueError(f"{where}.{model}.{name}: an integer parameter needs type int or categorical, got float")
+        if spec.type != "categorical" and spec.low is not None and spec.low < 0:
+            raise ValueError(f"{where}.{model}.{name}: low must be >= 0, got {spec.low:g}")
+
+
+class TuningConfig(_Strict):
+    """Defaults of the ``tune_hyperparameters`` DAG; its run params override the first four."""
+
+    n_trials: int = Field(30, ge=1, le=10000)
+    timeout_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60)
+    metric: str | None = Field(None, description="Objective on the validation split; default evaluation.metric")
+    # A tuned file replaces the current one only when better by at least this much (metric units).
+    min_improvement: float = Field(0.0, ge=0)
+    sampler_startup_trials: int = Field(10, ge=0, description="Random trials before TPE models the space")
+    pruner: Literal["median", "successive_halving", "none"] = "median"
+    pruner_startup_trials: int = Field(5, ge=0, description="Finished trials before the median pruner acts")
+    pruner_warmup_steps: int = Field(50, ge=0, description="Boosting rounds a trial always gets before it can be pruned")
+    report_every: int = Field(5, ge=1, description="Report the validation curve to the pruner every N rounds")
+    search_space: dict[Literal["xgboost", "lightgbm"], SearchSpace] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _space_ok(self) -> TuningConfig:
+        for model, space in self.search_space.items():
+            check_search_space(model, space, "tuning.search_space")
+        return self
 
 
 class ModelopsConfig(_Strict):
@@ -193,6 +329,8 @@ class ModelopsConfig(_Strict):
     drift: DriftConfig = DriftConfig()
     approval: ApprovalConfig
     mlflow: MlflowConfig
+    tuning: TuningConfig = TuningConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     # Filled by load_config, not by the YAML.
     source_path: str = ""
@@ -224,6 +362,8 @@ class ModelopsConfig(_Strict):
             unknown = set(self.drift.features) - set(self.features.numeric) - set(self.features.categorical)
             if unknown:
                 raise ValueError(f"drift.features names {sorted(unknown)} that are not configured features")
+        if self.tuning.metric is not None and self.tuning.metric not in allowed:
+            raise ValueError(f"tuning.metric '{self.tuning.metric}' does not fit task '{self.task}'; choose one of {list(allowed)}")
         if self.task == "classification" and self.training.target_transform != "none":
             raise ValueError("training.target_transform must be 'none' for classification")
         return self
@@ -249,6 +389,10 @@ class ModelopsConfig(_Strict):
     @property
     def config_dir(self) -> Path:
         return Path(self.source_path).parent if self.source_path else DEFAULT_CONFIG.parent
+
+    @property
+    def tuning_metric(self) -> str:
+        return self.tuning.metric or self.evaluation.metric
 
     @property
     def hyperparameters_path(self) -> Path:
@@ -395,17 +539,52 @@ def validate_hyperparameters(params: dict[str, Any], source: str = "<hyperparame
     return out
 
 
-def load_hyperparameters(cfg: ModelopsConfig, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    path = cfg.hyperparameters_path
-    if not path.exists():
-        raise ConfigError(f"hyperparameters file {path} does not exist (training.hyperparameters_file)")
+def hyperparameter_overrides_schema() -> dict[str, Any]:
+    """JSON schema of the ``hyperparameter_overrides`` run param, from the same type table.
+
+    Airflow validates trigger params against it before the run is created, so a UI
+    trigger with ``"max_depth": "6"`` is refused at the form instead of failing a task.
+    """
+    def prop(t: type | tuple[type, ...]) -> dict[str, Any]:
+        if t is str:
+            return {"type": "string"}
+        return {"type": "integer" if t is int else "number", "minimum": 0}
+
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {m: {"type": "object", "properties": {k: prop(t) for k, t in types.items()}}
+                       for m, types in _HP_TYPES.items()},
+    }
+
+
+def read_hyperparameters_file(path: str | Path, text: str | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Validated ``(params, _meta)`` of a hyperparameters file (local path, or ``text`` already read)."""
+    if text is None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"hyperparameters file {path} does not exist (training.hyperparameters_file)")
+        text = p.read_text(encoding="utf-8")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"hyperparameters file {path} is not valid JSON: {exc}") from None
     params = validate_hyperparameters(raw, str(path))
+    meta = raw.get("_meta") if isinstance(raw, dict) else None
+    return params, meta if isinstance(meta, dict) else {}
+
+
+def apply_overrides(params: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Run-param overrides on top of file parameters (validated the same way)."""
+    params = {k: dict(v) for k, v in params.items()}
     if overrides:
         checked = validate_hyperparameters({k: v for k, v in overrides.items() if v}, "hyperparameter overrides (run param)")
         for model, extra in checked.items():
             params[model] = {**params.get(model, {}), **extra}
     return params
+
+
+def load_hyperparameters(cfg: ModelopsConfig, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The configured (shipped) file; training uses ``modelops.hyperparameters.load_active`` which prefers a tuned file."""
+    params, _ = read_hyperparameters_file(cfg.hyperparameters_path)
+    return apply_overrides(params, overrides)

@@ -26,7 +26,7 @@ from modelops.settings import database_url
 metadata = sa.MetaData()
 
 # Modules whose import registers their tables on ``metadata``.
-TABLE_MODULES: tuple[str, ...] = ("modelops.drift_store",)
+TABLE_MODULES: tuple[str, ...] = ("modelops.drift_store", "modelops.predictions", "modelops.monitoring", "modelops.alerts")
 
 MIGRATIONS_TABLE = "modelops_schema_migrations"
 schema_migrations = sa.Table(

@@ -290,6 +290,10 @@ def category_counts(values: pd.Series | Iterable[Any]) -> tuple[dict[str, int], 
     """(counts per normalized category, number of nulls)."""
     s = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
     n_null = int(s.isna().sum())
+    if s.dtype == object and s.map(type).eq(bool).any():
+        # Python hashes True == 1 == 1.0, so value_counts would merge them under whichever came first
+        # (order-dependent). Spell them first, so bool and int stay the categories _category_key names.
+        s = s.dropna().map(_category_key)
     vc = s.value_counts(dropna=True, sort=False)
     out: dict[str, int] = {}
     for key, count in zip(vc.index, vc.to_numpy()):

@@ -8,7 +8,9 @@ failure half-way never leaves a partial report behind.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import time
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,8 @@ from modelops.storage import as_day
 
 if TYPE_CHECKING:
     from modelops.drift import DriftReport
+
+log = logging.getLogger(__name__)
 
 TABLE = "modelops_drift_reports"
 _NAME_MAX = 255
@@ -119,25 +123,42 @@ def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def save_report(engine: Engine, report: DriftReport, model_name: str, logical_date: date | datetime | str,
                 model_version: str | int | None = None, dag_id: str | None = None, run_id: str | None = None,
-                mlflow_run_id: str | None = None) -> int:
+                mlflow_run_id: str | None = None, retry_for_s: float = 60.0) -> int:
     """Replace the report of (model_name, logical_date) in one transaction; returns rows written.
 
     Delete-then-insert inside the transaction is the upsert: a re-run of the same date
     replaces rows (never duplicates) and any error rolls back to the previous report.
     On PostgreSQL a transaction-scoped advisory lock serializes concurrent saves of the
     same (model, date), which would otherwise race into a unique-constraint error.
+
+    A lost connection (database restarted, failover) rolls the transaction back on the
+    server, so the whole transaction is simply run again, with backoff, for up to
+    ``retry_for_s`` seconds; any other error is raised at once.
     """
     model = _name(model_name, "model_name")
     day = as_day(logical_date)
     version = None if model_version is None else str(model_version)
     rows = _rows(report, model, day, version, dag_id, run_id, mlflow_run_id)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(model, day)})
-        conn.execute(drift_reports.delete().where(drift_reports.c.model_name == model,
-                                                  drift_reports.c.logical_date == day))
-        _insert_rows(conn, rows)
-    return len(rows)
+    deadline = time.monotonic() + retry_for_s
+    wait = 0.5
+    attempt = 1
+    while True:
+        try:
+            with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(model, day)})
+                conn.execute(drift_reports.delete().where(drift_reports.c.model_name == model,
+                                                          drift_reports.c.logical_date == day))
+                _insert_rows(conn, rows)
+            return len(rows)
+        except sa.exc.DBAPIError as exc:
+            if not (exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)) or time.monotonic() + wait > deadline:
+                raise
+            log.warning("drift report of %s for %s: database connection lost (attempt %d: %s); retrying the transaction in %.1fs",
+                        model, day, attempt, str(exc.orig).strip().splitlines()[0] if exc.orig else exc, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, 10.0)
+            attempt += 1
 
 
 # -- reading -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from modelops import registry, storage, tracking
-from modelops.config import ModelopsConfig, load_hyperparameters
+from modelops.config import ModelopsConfig
 from modelops.tracking import RunContext
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,10 @@ def run_dir(cfg: ModelopsConfig, ctx: RunContext) -> str:
                         storage.safe_key(ctx.run_key.split("/", 1)[1]))
 
 
-def parent_run(cfg: ModelopsConfig, ctx: RunContext) -> str:
-    name = f"{PARENT}-{(ctx.logical_date or ctx.data_interval_end or ctx.run_id)[:10]}"
-    return tracking.get_or_create_run(cfg.mlflow.experiment, ctx, PARENT, name,
+def parent_run(cfg: ModelopsConfig, ctx: RunContext, kind: str = PARENT) -> str:
+    """The DAG run's parent MLflow run (``retrain`` by default; the tuning DAG has its own kind)."""
+    name = f"{kind}-{(ctx.logical_date or ctx.data_interval_end or ctx.run_id)[:10]}"
+    return tracking.get_or_create_run(cfg.mlflow.experiment, ctx, kind, name,
                                       {"modelops.config_hash": cfg.config_hash, "modelops.model_name": cfg.model_name})
 
 
@@ -99,13 +100,14 @@ def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[
             "n_features": len(builder.feature_names)}
 
 
-def _write_pickle(path: str, obj: Any) -> None:
-    import fsspec
+def _active_hyperparameters_path(cfg: ModelopsConfig) -> str:
+    from modelops.hyperparameters import load_active
 
-    fs, p = fsspec.core.url_to_fs(path)
-    fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
-    with fsspec.open(path, "wb") as fh:
-        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return load_active(cfg).path
+
+
+def _write_pickle(path: str, obj: Any) -> None:
+    storage.write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _read_pickle(path: str) -> Any:
@@ -129,27 +131,44 @@ def _load_split(features_path: str, target_transform: str):
 
 # -- 3. train -------------------------------------------------------------------------------
 
+def inverse_transform(target_transform: str) -> Any:
+    """Back from the training scale to the target's own units (metrics are computed there)."""
+    import numpy as np
+
+    return np.expm1 if target_transform == "log1p" else (lambda r: r)
+
+
+def fit_booster(cfg: ModelopsConfig, which: str, parts: dict[str, Any], params: dict[str, Any], categorical: list[str],
+                on_iteration: Any = None) -> tuple[Any, dict[str, Any]]:
+    """One booster on the train split with early stopping on validation: training and tuning both call this."""
+    from modelops.training import train_lightgbm, train_xgboost
+
+    (X_tr, y_tr, _), (X_va, y_va, _) = parts["train"], parts["validation"]
+    if which == "xgboost":
+        return train_xgboost(X_tr, y_tr, X_va, y_va, params, cfg.task, cfg.training.early_stopping_rounds, cfg.training.seed,
+                             on_iteration=on_iteration)
+    if which == "lightgbm":
+        return train_lightgbm(X_tr, y_tr, X_va, y_va, params, cfg.task, cfg.training.early_stopping_rounds, cfg.training.seed,
+                              categorical, on_iteration=on_iteration)
+    raise ValueError(f"unknown model '{which}' (expected xgboost or lightgbm)")
+
+
 def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict[str, Any],
                 hp_overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """One booster with early stopping on validation, logged as a child run of the retrain run."""
     from modelops import metrics as M
     from modelops import plots
     from modelops.ensemble import predict_raw
-    from modelops.training import feature_importance, train_lightgbm, train_xgboost
+    from modelops.hyperparameters import load_for_training
+    from modelops.training import feature_importance
 
-    hp = load_hyperparameters(cfg, hp_overrides)[which]
+    hp, hp_tags = load_for_training(cfg, which, hp_overrides)
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
     parts = _load_split(features["features_path"], tt)
     (X_tr, y_tr, _), (X_va, y_va, _), (X_te, _, y_te_raw) = parts["train"], parts["validation"], parts["test"]
     builder = _read_pickle(features["builder_path"])
-    if which == "xgboost":
-        model, info = train_xgboost(X_tr, y_tr, X_va, y_va, hp, cfg.task, cfg.training.early_stopping_rounds, cfg.training.seed)
-    elif which == "lightgbm":
-        model, info = train_lightgbm(X_tr, y_tr, X_va, y_va, hp, cfg.task, cfg.training.early_stopping_rounds, cfg.training.seed,
-                                     builder.categorical_feature_names)
-    else:
-        raise ValueError(f"unknown model '{which}' (expected xgboost or lightgbm)")
-    inv = (lambda r: __import__("numpy").expm1(r)) if tt == "log1p" else (lambda r: r)
+    model, info = fit_booster(cfg, which, parts, hp, builder.categorical_feature_names)
+    inv = inverse_transform(tt)
     test_metrics = M.compute(cfg.task, y_te_raw, inv(predict_raw(model, X_te, cfg.task)), cfg.evaluation.decision_threshold)
     val_metrics = M.compute(cfg.task, parts["validation"][2], inv(predict_raw(model, X_va, cfg.task)), cfg.evaluation.decision_threshold)
 
@@ -157,15 +176,17 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
     child = tracking.get_or_create_run(cfg.mlflow.experiment, ctx, f"train_{which}", which, parent_run_id=parent)
     tracking.log_params(child, {**info["params"], "early_stopping_rounds": cfg.training.early_stopping_rounds,
                                 "best_iteration": info["best_iteration"], "target_transform": tt,
-                                "hyperparameters_source": str(cfg.hyperparameters_path),
+                                "hyperparameters_source": hp_tags["modelops.hyperparameters.file"],
                                 "hyperparameter_overrides": bool(hp_overrides and hp_overrides.get(which))})
+    c = registry.client()
+    for k, v in hp_tags.items():  # where these parameters came from (study, trial, MLflow run)
+        c.set_tag(child, k, v)
     tracking.log_metrics(child, {f"test_{k}": v for k, v in test_metrics.items()})
     tracking.log_metrics(child, {f"validation_{k}": v for k, v in val_metrics.items()})
     curve = info.get("validation_curve") or []
     if curve:
         from mlflow.entities import Metric
 
-        c = registry.client()
         batch = [Metric("validation_curve", float(v), 0, i) for i, v in enumerate(curve)]
         for i in range(0, len(batch), 900):
             c.log_batch(child, metrics=batch[i:i + 900])
@@ -253,12 +274,12 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
                                   "rows_test": split["test_rows"]})
     lineage = {**ctx.lineage_tags(), "modelops.config_hash": cfg.config_hash, "modelops.data_fingerprint": validation["fingerprint"],
                "modelops.rows": str(validation["rows"]), "modelops.weights": _json(weights),
-               "modelops.hyperparameters_file": str(cfg.hyperparameters_path)}
+               "modelops.hyperparameters_file": _active_hyperparameters_path(cfg)}
     for k, v in lineage.items():
         c.set_tag(parent, k, v)
     tracking.log_json(parent, {"config_source": cfg.source_path, "config": cfg.model_dump(mode="json")}, "config/config.json")
 
-    with registry.fluent().start_run(run_id=parent):
+    with registry.fluent(c.get_run(parent).info.experiment_id).start_run(run_id=parent):
         for name, mask in (("train", train_mask), ("validation", (~train_mask) & (~test_mask)), ("test", test_mask)):
             ds = mlflow.data.from_pandas(raw.loc[mask], source=cfg.data.path, targets=cfg.data.target_column,
                                          name=f"{cfg.model_name}-{name}")
@@ -415,8 +436,13 @@ def gate(cfg: ModelopsConfig, ctx: RunContext, version: str, evaluation: dict[st
 
 def promote(cfg: ModelopsConfig, version: str, by: str) -> dict[str, Any]:
     previous = registry.promote(cfg.model_name, version, by=by)
-    log.info("production %s -> v%s (previous %s archived)", cfg.model_name, version, previous)
-    return {"version": version, "previous": previous}
+    production = registry.alias_version(cfg.model_name, registry.PRODUCTION)
+    if production == str(version):
+        log.info("production %s -> v%s (previous %s archived)", cfg.model_name, version, previous)
+    else:
+        log.warning("%s v%s not promoted: production stays at v%s (%s)", cfg.model_name, version, production,
+                    registry.get_version(cfg.model_name, version).tags.get("archived.reason", ""))
+    return {"version": version, "previous": previous, "production": production}
 
 
 def smoke_test(cfg: ModelopsConfig, ctx: RunContext, sample_path: str, n: int = 50) -> dict[str, Any]:
@@ -489,6 +515,10 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
     drift_store.create_schema(engine)
     drift_store.save_report(engine, report, cfg.model_name, start, model_version=prod_version, dag_id=ctx.dag_id,
                             run_id=ctx.run_id, mlflow_run_id=run_id)
+    if not report.dataset_drift:
+        from modelops import alerts
+
+        alerts.resolve(engine, cfg.model_name, [alerts.DRIFT_DETECTED], f"no dataset drift on {start.isoformat()}")
     log.info("drift %s on %s: ratio %.2f (threshold %.2f), drifted: %s", "DETECTED" if report.dataset_drift else "not detected",
              start, report.drift_ratio, cfg.drift.drift_ratio_threshold, report.drifted_features or "none")
     return {"day": start.isoformat(), "drift_ratio": report.drift_ratio, "dataset_drift": report.dataset_drift,

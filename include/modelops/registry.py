@@ -36,17 +36,33 @@ def client():  # -> MlflowClient (import kept lazy: mlflow costs seconds)
     return MlflowClient(tracking_uri=settings.tracking_uri(), registry_uri=settings.registry_uri())
 
 
-def fluent():
+def fluent(experiment_id: str | None = None):
     """``mlflow`` with its global (fluent) URIs pointed at the configured servers.
 
     ``mlflow.start_run`` and ``mlflow.pyfunc.load_model`` read process-wide globals that
     someone may have set earlier (a previous task in a long-lived worker, a notebook, a
     test); the settings exported from the Airflow connections for *this* task must win.
+    ``experiment_id`` also resets the active experiment: ``start_run(run_id=...)`` refuses
+    a run of another experiment than the one ``set_experiment`` chose earlier in the process.
     """
+    import os
+
     import mlflow
 
+    # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into os.environ "for
+    # subprocesses". Left there, the pinned registry URI would outlive this task: the next task in the
+    # same worker (or a changed connection) would register models on the previous server. Put the
+    # environment back the way the connections/settings left it.
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(settings.tracking_uri())
     mlflow.set_registry_uri(settings.registry_uri())
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    if experiment_id is not None:
+        mlflow.set_experiment(experiment_id=experiment_id)
     return mlflow
 
 
@@ -72,11 +88,23 @@ def ensure_registered_model(name: str, description: str = "") -> None:
 
     try:
         c.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise
         try:
             c.create_registered_model(name, description=description or None, tags={"managed_by": "airflow-modelops"})
         except MlflowException:
             c.get_registered_model(name)  # lost a race: fine if it exists now
+
+
+def _not_found(exc: Exception) -> bool:
+    """True only for "no such model/alias": a 5xx or an unreachable server is an error, never "absent".
+
+    Reading "no production version" from a failed request would let a promotion skip the
+    archive step of the version that really is in production.
+    """
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
 
 
 def alias_version(name: str, alias: str) -> str | None:
@@ -84,8 +112,10 @@ def alias_version(name: str, alias: str) -> str | None:
 
     try:
         return str(client().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if _not_found(exc):
+            return None
+        raise
 
 
 def get_version(name: str, version: str | int):
@@ -94,12 +124,8 @@ def get_version(name: str, version: str | int):
 
 def find_version_by_run_key(name: str, run_key: str):
     """The version an earlier try/re-run of the same logical run registered, if any."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = client().search_model_versions(f"name='{name}' and tags.`{RUN_KEY}`='{run_key}'")
-    except MlflowException:
-        return None
+    # no try/except: a failed search must fail the task, not look like "never registered" (a duplicate)
+    found = client().search_model_versions(f"name='{name}' and tags.`{RUN_KEY}`='{run_key}'")
     found = sorted(found, key=lambda v: int(v.version))
     return found[0] if found else None
 
@@ -111,10 +137,17 @@ def set_tags(name: str, version: str | int, tags: dict[str, Any]) -> None:
 
 
 def register_candidate(name: str, model_uri: str, run_id: str, run_key: str, tags: dict[str, Any], description: str = ""):
-    """Register once per logical run: a retry or backfill of the same run key gets the same version back."""
+    """Register once per logical run: a retry or backfill of the same run key gets the same version back.
+
+    MLflow's HTTP client retries every method on 5xx, so a server that created the version
+    but failed to answer makes the client create a second one with the same run key. The
+    lowest version of a run key is the one that counts; :func:`reconcile_run_key` deletes
+    the extra unaliased candidates so no orphan is left behind.
+    """
     existing = find_version_by_run_key(name, run_key)
     if existing is not None:
-        return existing, False
+        _wait_ready(name, existing.version)
+        return reconcile_run_key(name, run_key), False
     ensure_registered_model(name, description)
     c = client()
     all_tags = {RUN_KEY: run_key, LIFECYCLE: "candidate", "candidate_at": now_iso(), **tags}
@@ -123,7 +156,20 @@ def register_candidate(name: str, model_uri: str, run_id: str, run_key: str, tag
     mv = c.create_model_version(name, model_uri, run_id=run_id, model_id=model_id,
                                 tags={k: v if isinstance(v, str) else json.dumps(v) for k, v in all_tags.items()})
     _wait_ready(name, mv.version)
-    return c.get_model_version(name, mv.version), True
+    return reconcile_run_key(name, run_key), True
+
+
+def reconcile_run_key(name: str, run_key: str):
+    """Keep the lowest version registered for ``run_key``; delete duplicate, never-aliased candidates."""
+    c = client()
+    found = sorted(c.search_model_versions(f"name='{name}' and tags.`{RUN_KEY}`='{run_key}'"), key=lambda v: int(v.version))
+    keep, extra = found[0], found[1:]
+    aliased = aliases_by_version(name)
+    for mv in extra:
+        if str(mv.version) in aliased or mv.tags.get(LIFECYCLE) != "candidate":
+            continue  # moved on in the lifecycle: a person may have seen it; leave it alone
+        c.delete_model_version(name, str(mv.version))
+    return c.get_model_version(name, str(keep.version))
 
 
 def _wait_ready(name: str, version: str, timeout_s: float = 300) -> None:
@@ -182,42 +228,122 @@ def decide_gate(metric: str, value: float, threshold: float, greater_is_better: 
 
 
 def apply_gate(name: str, version: str, decision: GateDecision, by: str = "gate") -> None:
-    """Record the decision on the version; passing moves the ``staging`` alias to it."""
+    """Record the decision on the version; passing moves the ``staging`` alias to it.
+
+    ``gate.decision`` is written last: it marks the gate as fully applied, so a retry
+    after a failure anywhere before it simply applies the same decision again.
+    """
     c = client()
-    tags = {"gate.passed": str(decision.passed).lower(), "gate.decision": decision.to_dict(), "gate.at": now_iso(), "gate.by": by}
+    at = now_iso()
+    details = {"gate.passed": str(decision.passed).lower(), "gate.at": at, "gate.by": by}
     if decision.passed:
-        set_tags(name, version, {**tags, LIFECYCLE: STAGING})
+        set_tags(name, version, details)
         c.set_registered_model_alias(name, STAGING, str(version))
+        set_tags(name, version, {LIFECYCLE: STAGING})
     else:
-        set_tags(name, version, {**tags, LIFECYCLE: "rejected", "rejected.reason": "; ".join(decision.reasons),
-                                 "rejected.by": by, "rejected.at": now_iso()})
+        set_tags(name, version, {**details, "rejected.reason": "; ".join(decision.reasons), "rejected.by": by, "rejected.at": at})
+        set_tags(name, version, {LIFECYCLE: "rejected"})
+    set_tags(name, version, {"gate.decision": decision.to_dict()})
 
 
 def record_decision(name: str, version: str, approved: bool, user: str | None, at: str, comment: str,
-                    timed_out: bool = False) -> None:
-    """The human decision, as tags; a rejection also takes the version out of staging."""
+                    timed_out: bool = False) -> bool:
+    """The human decision, as tags; a rejection also takes the version out of staging.
+
+    Append-only: once ``approval.decision`` is set, nothing here rewrites who decided
+    (returns False). ``approval.decision`` is written last, after who/when/comment and
+    the rejection's own tags, so a crash half-way leaves no decision without its author.
+    """
     prefix = "approval"
     existing = get_version(name, version).tags
     if existing.get(f"{prefix}.decision"):
-        # The audit trail is append-only: a re-run cannot rewrite who decided.
-        return
-    tags = {f"{prefix}.decision": "approved" if approved else ("timed_out" if timed_out else "rejected"),
-            f"{prefix}.by": user or "", f"{prefix}.at": at, f"{prefix}.comment": comment or ""}
-    if not approved:
-        tags.update({LIFECYCLE: "rejected", "rejected.by": user or "timeout", "rejected.at": at,
-                     "rejected.reason": "approval timed out" if timed_out else f"rejected by {user}: {comment}"})
+        return False
+    tags = {f"{prefix}.by": user or "", f"{prefix}.at": at, f"{prefix}.comment": comment or ""}
     set_tags(name, version, tags)
-    if not approved and alias_version(name, STAGING) == str(version):
-        client().delete_registered_model_alias(name, STAGING)
+    if not approved:
+        set_tags(name, version, {LIFECYCLE: "rejected", "rejected.by": user or "timeout", "rejected.at": at,
+                                 "rejected.reason": "approval timed out" if timed_out else f"rejected by {user}: {comment}"})
+        if alias_version(name, STAGING) == str(version):
+            client().delete_registered_model_alias(name, STAGING)
+    set_tags(name, version, {f"{prefix}.decision": "approved" if approved else ("timed_out" if timed_out else "rejected")})
+    return True
+
+
+def abandon_run_key(name: str, run_key: str, reason: str, by: str = "cleanup") -> list[str]:
+    """Give a final tag to what a run that failed for good left half-way: its ungated candidates.
+
+    Called when a retrain run fails after its last retry (the DAG's failure callback), so no
+    ``candidate`` is left without a final tag. Versions already gated or decided keep their
+    state (a staged version can still be approved from a cleared run); returns the versions
+    tagged ``rejected``.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client().search_model_versions(f"name='{name}' and tags.`{RUN_KEY}`='{run_key}'")
+    except MlflowException:
+        return []
+    done = []
+    for mv in found:
+        if mv.tags.get(LIFECYCLE) != "candidate" or mv.tags.get("gate.decision"):
+            continue
+        at = now_iso()
+        set_tags(name, mv.version, {"rejected.reason": f"abandoned: {reason}", "rejected.by": by, "rejected.at": at})
+        set_tags(name, mv.version, {LIFECYCLE: "rejected"})
+        done.append(str(mv.version))
+    return done
+
+
+def record_refusal(name: str, version: str, user: str | None, at: str, why: str) -> list[dict[str, str]]:
+    """Append a refused response (someone who is not an approver) to ``approval.refused``; never overwrites earlier ones."""
+    tags = get_version(name, version).tags
+    try:
+        refused = json.loads(tags.get("approval.refused") or "[]")
+    except ValueError:  # an old free-text value: keep it as the first entry
+        refused = [{"note": tags["approval.refused"]}]
+    entry = {"user": user or "", "at": at, "why": why}
+    if entry not in refused:  # a retry of the same event does not duplicate it
+        refused.append(entry)
+        set_tags(name, version, {"approval.refused": refused})
+    return refused
+
+
+def _approved_at(tags: dict[str, str]) -> datetime | None:
+    value = tags.get("approval.at")
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _model_lock(name: str):
+    from modelops.locks import named_lock
+
+    return named_lock(f"registry:{settings.registry_uri()}:{name}")
 
 
 def promote(name: str, version: str, by: str, reason: str = "approved") -> str | None:
-    """Move ``production`` to ``version``; archive the one it replaces. Safe to retry.
+    """Move ``production`` to ``version``; archive the one it replaces. Safe to retry and to race.
 
     Order matters for crash safety: the alias move is the single atomic switch;
     archive tags are written after it and are idempotent, so a retry after a
     crash anywhere converges to one production version and one archive record.
+    A per-model lock makes read-current/move/archive one critical section, so two
+    promotions running at once cannot both archive the same predecessor.
+
+    Never moves production *backwards*: a version that already left production (archived,
+    e.g. a re-run of an old DAG run after a newer promotion or a rollback) is not promoted
+    again, and when two approvals race the later-approved version wins; the other one is
+    tagged archived as superseded. Returns the version that was replaced (None if none).
     """
+    with _model_lock(name):
+        return _promote_locked(name, str(version), by, reason)
+
+
+def _promote_locked(name: str, version: str, by: str, reason: str) -> str | None:
     c = client()
     mv = get_version(name, version)
     if mv.tags.get(LIFECYCLE) == "rejected":
@@ -225,36 +351,57 @@ def promote(name: str, version: str, by: str, reason: str = "approved") -> str |
     if mv.tags.get("approval.decision") != "approved" and reason == "approved":
         raise RegistryError(f"{name} v{version} has no recorded approval; refusing to promote")
     current = alias_version(name, PRODUCTION)
-    previous = mv.tags.get("promoted.replaced") if current == str(version) else current
-    if current != str(version):
+    if current != version and mv.tags.get(LIFECYCLE) == "archived":
+        import logging
+
+        logging.getLogger(__name__).warning("%s v%s already left production (%s); production stays at v%s", name, version,
+                                            mv.tags.get("archived.reason") or f"replaced by v{mv.tags.get('archived.replaced_by')}",
+                                            current)
+        return None
+    if current is not None and current != version and reason == "approved":
+        cur_tags = get_version(name, current).tags
+        mine, theirs = _approved_at(mv.tags), _approved_at(cur_tags)
+        if mine is not None and theirs is not None and (theirs, int(current)) > (mine, int(version)):
+            set_tags(name, version, {"archived.reason": f"superseded: v{current} was approved later and is in production",
+                                     "archived.replaced_by": current, "archived.at": now_iso(), "archived.by": by})
+            set_tags(name, version, {LIFECYCLE: "archived"})
+            if alias_version(name, STAGING) == version:
+                c.delete_registered_model_alias(name, STAGING)
+            return None
+    previous = mv.tags.get("promoted.replaced") if current == version else current
+    if current != version:
         set_tags(name, version, {"promoted.replaced": previous or "", "promoted.by": by, "promoted.at": now_iso()})
-        c.set_registered_model_alias(name, PRODUCTION, str(version))
+        c.set_registered_model_alias(name, PRODUCTION, version)
     set_tags(name, version, {LIFECYCLE: PRODUCTION})
     if previous:
         prev = get_version(name, previous)
-        if prev.tags.get(LIFECYCLE) != "archived" or prev.tags.get("archived.replaced_by") != str(version):
-            set_tags(name, previous, {LIFECYCLE: "archived", "archived.at": now_iso(), "archived.replaced_by": str(version), "archived.by": by})
-    if alias_version(name, STAGING) == str(version):
+        if prev.tags.get(LIFECYCLE) != "archived" or prev.tags.get("archived.replaced_by") != version:
+            set_tags(name, previous, {"archived.at": now_iso(), "archived.replaced_by": version, "archived.by": by,
+                                      "archived.reason": f"replaced by v{version}"})
+            set_tags(name, previous, {LIFECYCLE: "archived"})
+    if alias_version(name, STAGING) == version:
         c.delete_registered_model_alias(name, STAGING)
     return previous or None
 
 
 def rollback(name: str, by: str, reason: str = "") -> tuple[str, str]:
-    """Production back to the archived version the current one replaced."""
-    current = alias_version(name, PRODUCTION)
-    if current is None:
-        raise RegistryError(f"{name} has no production version to roll back")
-    cur = get_version(name, current)
-    target = cur.tags.get("promoted.replaced")
-    if not target:
-        raise RegistryError(f"{name} v{current} did not replace an earlier production version; nothing to roll back to")
-    c = client()
-    c.set_registered_model_alias(name, PRODUCTION, target)
-    at = now_iso()
-    set_tags(name, target, {LIFECYCLE: PRODUCTION, "rollback.restored_at": at, "rollback.by": by})
-    set_tags(name, current, {LIFECYCLE: "archived", "archived.at": at, "archived.replaced_by": target,
-                             "archived.by": by, "rollback.reason": reason or "rollback", "rollback.rolled_back_at": at})
-    return current, target
+    """Production back to the archived version the current one replaced (under the model's lock)."""
+    with _model_lock(name):
+        current = alias_version(name, PRODUCTION)
+        if current is None:
+            raise RegistryError(f"{name} has no production version to roll back")
+        cur = get_version(name, current)
+        target = cur.tags.get("promoted.replaced")
+        if not target:
+            raise RegistryError(f"{name} v{current} did not replace an earlier production version; nothing to roll back to")
+        c = client()
+        c.set_registered_model_alias(name, PRODUCTION, target)
+        at = now_iso()
+        set_tags(name, target, {LIFECYCLE: PRODUCTION, "rollback.restored_at": at, "rollback.by": by})
+        set_tags(name, current, {LIFECYCLE: "archived", "archived.at": at, "archived.replaced_by": target,
+                                 "archived.by": by, "archived.reason": f"rolled back to v{target}",
+                                 "rollback.reason": reason or "rollback", "rollback.rolled_back_at": at})
+        return current, target
 
 
 def versions(name: str) -> list[Any]:
@@ -262,8 +409,10 @@ def versions(name: str) -> list[Any]:
 
     try:
         vs = client().search_model_versions(f"name='{name}'")
-    except MlflowException:
-        return []
+    except MlflowException as exc:
+        if _not_found(exc):
+            return []
+        raise
     return sorted(vs, key=lambda v: int(v.version))
 
 
@@ -272,8 +421,10 @@ def aliases_by_version(name: str) -> dict[str, list[str]]:
 
     try:
         rm = client().get_registered_model(name)
-    except MlflowException:
-        return {}
+    except MlflowException as exc:
+        if _not_found(exc):
+            return {}
+        raise
     out: dict[str, list[str]] = {}
     for alias, ver in (rm.aliases or {}).items():
         out.setdefault(str(ver), []).append(alias)

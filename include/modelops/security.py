@@ -12,8 +12,9 @@ class UntrustedModelURI(ValueError):
 
 
 def check_model_uri(uri: str) -> str:
-    """Only the configured registry: ``models://profile@host/...``, paths and URLs are refused."""
-    if not isinstance(uri, str) or not _ALLOWED.match(uri):
+    """Only the configured registry: ``models://profile@host/...``, paths, URLs and ``..`` are refused."""
+    # '..' in a runs:/ artifact path would climb out of the run's artifacts into another run's
+    if not isinstance(uri, str) or not _ALLOWED.match(uri) or ".." in uri.split("/"):
         raise UntrustedModelURI(
             f"refusing to load model from {uri!r}: only models:/NAME@ALIAS, models:/NAME/VERSION or runs:/ID/PATH "
             "on the configured tracking server are allowed"

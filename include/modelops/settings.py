@@ -54,5 +54,18 @@ def database_url() -> str:
     return os.environ.get("MODELOPS_DB_URL") or f"sqlite:///{home() / 'modelops.db'}"
 
 
+def hyperparameters_root() -> str:
+    """Where tuned ``best_hyperparameters.json`` files live (writable; the shipped file in include/ may not be).
+
+    ``$MODELOPS_HYPERPARAMETERS_ROOT`` (local dir or ``s3://``), else ``$MODELOPS_HOME/hyperparameters``.
+    """
+    return resolve_path(os.environ.get("MODELOPS_HYPERPARAMETERS_ROOT") or str(home() / "hyperparameters"))
+
+
+def optuna_storage_url() -> str:
+    """Optuna study storage: ``$MODELOPS_OPTUNA_STORAGE``, else the package database (SQLite or PostgreSQL)."""
+    return os.environ.get("MODELOPS_OPTUNA_STORAGE") or database_url()
+
+
 def airflow_api_url() -> str:
     return (os.environ.get("MODELOPS_AIRFLOW_API_URL") or "http://127.0.0.1:8080").rstrip("/")

@@ -47,7 +47,21 @@ def collect(cfg: ModelopsConfig) -> dict[str, Any]:
         drift = {"error": str(exc)}
     return {"model_name": cfg.model_name, "metric": metric, "threshold": cfg.evaluation.threshold,
             "production": registry.alias_version(cfg.model_name, registry.PRODUCTION),
-            "staging": registry.alias_version(cfg.model_name, registry.STAGING), "versions": rows, "last_drift": drift}
+            "staging": registry.alias_version(cfg.model_name, registry.STAGING), "versions": rows, "last_drift": drift,
+            "monitoring": _monitoring(cfg)}
+
+
+def _monitoring(cfg: ModelopsConfig) -> dict[str, Any]:
+    """Live metric of production (and the shadow) vs baseline over the last 7 days, and open alerts."""
+    try:
+        from modelops import alerts, db, monitoring
+
+        engine = db.get_engine()
+        db.migrate(engine)
+        return {**monitoring.summary(engine, cfg, days=7), "rolling_window_days": cfg.monitoring.rolling_window_days,
+                "open_alerts": alerts.open_alerts(engine, cfg.model_name)}
+    except Exception as exc:  # noqa: BLE001 - status must print even if the tables are unreachable
+        return {"error": str(exc)}
 
 
 def _float(v: str | None) -> float | None:
@@ -85,4 +99,30 @@ def render_table(data: dict[str, Any]) -> str:
     if d and "error" not in d:
         lines.append(f"last drift check {d.get('logical_date')}: ratio {d.get('drift_ratio', 0):.2f} "
                      f"{'DRIFT' if d.get('dataset_drift') else 'no drift'} {d.get('drifted_features') or ''}")
+    lines += _render_monitoring(data.get("monitoring") or {}, data["metric"])
     return "\n".join(lines)
+
+
+def _render_monitoring(m: dict[str, Any], metric: str) -> list[str]:
+    if "error" in m:
+        return [f"monitoring: unavailable ({m['error']})"]
+    out = []
+    roles = m.get("roles") or {}
+    if roles:
+        out.append(f"live {metric} (rolling {m.get('rolling_window_days')} d up to {m.get('last_day')}):")
+        for role in ("production", "shadow"):
+            r = roles.get(role)
+            if not r:
+                continue
+            base = "" if r["baseline"] is None else f" vs baseline {r['baseline']:.4f} (limit {r['limit']:.4f})"
+            val = "n/a" if r["rolling_value"] is None else f"{r['rolling_value']:.4f}"
+            state = " DEGRADED" if r["degraded"] else ""
+            daily = " ".join("-" if v is None else f"{v:.3f}" for _, v in r["daily"])
+            out.append(f"  {role:<10} v{r['model_version']}: {val} on {r['rolling_n_rows']} rows{base}{state}; last 7 days: {daily}")
+    else:
+        out.append("live performance: no predictions with actuals yet")
+    alerts = m.get("open_alerts") or []
+    out.append(f"open alerts: {len(alerts)}")
+    for a in alerts:
+        out.append(f"  [{a['severity']}] {str(a['created_at'])[:16]} {a['title']}")
+    return out

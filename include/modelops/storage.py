@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Iterator
@@ -90,11 +91,25 @@ def _read_file(cfg: ModelopsConfig, path: str) -> pd.DataFrame:
         with fsspec.open(path, "rb") as fh:
             if cfg.data.format == "parquet":
                 return pd.read_parquet(fh)
-            return pd.read_csv(fh, sep=cfg.data.csv_delimiter, encoding=cfg.data.csv_encoding)
+            df = pd.read_csv(fh, sep=cfg.data.csv_delimiter, encoding=cfg.data.csv_encoding)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: cannot decode as {cfg.data.csv_encoding} ({exc.reason} at byte {exc.start})") from None
     except Exception as exc:  # pyarrow/pandas raise many types for corrupt files
         raise DataError(f"{path}: cannot read as {cfg.data.format}: {type(exc).__name__}: {exc}") from None
+    _check_delimiter(cfg, path, df)
+    return df
+
+
+def _check_delimiter(cfg: ModelopsConfig, path: str, df: pd.DataFrame) -> None:
+    """A CSV read with the wrong delimiter has one column whose name is the whole header line."""
+    if len(df.columns) != 1 or len(cfg.required_columns) < 2:
+        return
+    header = str(df.columns[0])
+    counts = {d: header.count(d) for d in (";", "\t", "|", ",") if d != cfg.data.csv_delimiter}
+    best = max(counts, key=counts.get)
+    if counts[best]:
+        raise DataError(f"{path}: the file has a single column {header[:80]!r}: data.csv_delimiter is "
+                        f"{cfg.data.csv_delimiter!r} but the header looks {best!r}-separated")
 
 
 def read_window(cfg: ModelopsConfig, start: date, end: date) -> pd.DataFrame:
@@ -148,33 +163,59 @@ def run_dir(dag_id: str, run_id: str, root: str | None = None) -> str:
     return join(root or work_root(), safe_key(dag_id), safe_key(run_id))
 
 
+class StorageError(OSError):
+    """The object store / file system failed while writing or reading a run file; the message names the path."""
+
+
+@contextmanager
+def _io(op: str, path: str) -> Iterator[None]:
+    """Turn the many exception types of s3fs/botocore/aiohttp/local IO into one sentence naming the path."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the path; the cause stays chained
+        raise StorageError(f"cannot {op} {path}: {type(exc).__name__}: {exc}. A retry rewrites the same run-scoped path.") from exc
+
+
 def write_frame(df: pd.DataFrame, path: str) -> str:
-    """Write atomically enough for retries: same path, full overwrite."""
-    fs, p = _fs(path)
-    parent = p.rsplit("/", 1)[0]
-    fs.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with fsspec.open(tmp, "wb") as fh:
-        df.to_parquet(fh, index=False)
-    fs_tmp, ptmp = _fs(tmp)
-    if fs.exists(p):
-        fs.rm(p)
-    fs.mv(ptmp, p)
+    """Write atomically enough for retries: same path, full overwrite (via ``<path>.tmp``)."""
+    with _io("write", path):
+        fs, p = _fs(path)
+        parent = p.rsplit("/", 1)[0]
+        fs.makedirs(parent, exist_ok=True)
+        tmp = f"{path}.tmp"
+        with fsspec.open(tmp, "wb") as fh:
+            df.to_parquet(fh, index=False)
+        fs_tmp, ptmp = _fs(tmp)
+        if fs.exists(p):
+            fs.rm(p)
+        fs.mv(ptmp, p)
     return path
 
 
 def read_frame(path: str) -> pd.DataFrame:
     import pandas as pd
 
-    with fsspec.open(path, "rb") as fh:
+    with _io("read", path), fsspec.open(path, "rb") as fh:
         return pd.read_parquet(fh)
 
 
 def write_text(path: str, text: str) -> str:
-    fs, p = _fs(path)
-    fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
-    with fsspec.open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    with _io("write", path):
+        fs, p = _fs(path)
+        fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
+        with fsspec.open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return path
+
+
+def write_bytes(path: str, data: bytes) -> str:
+    with _io("write", path):
+        fs, p = _fs(path)
+        fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
+        with fsspec.open(path, "wb") as fh:
+            fh.write(data)
     return path
 
 

@@ -81,8 +81,15 @@ def get_or_create_run(experiment_name: str, ctx: RunContext, kind: str, run_name
         if found.info.status != "RUNNING":
             c.update_run(rid, status="RUNNING")
         return rid
-    run = c.create_run(exp_id, run_name=run_name, tags=tags)
-    return run.info.run_id
+    c.create_run(exp_id, run_name=run_name, tags=tags)
+    # MLflow's HTTP client re-POSTs create_run after a 5xx; if the server had committed the
+    # first one there are two runs for this key now. The oldest counts (find_run's order); the
+    # extras are deleted so no orphan RUNNING run is left behind.
+    runs = c.search_runs([exp_id], filter_string=f"tags.`{RUN_KEY}` = '{ctx.run_key}' and tags.`modelops.kind` = '{kind}'",
+                         max_results=10, order_by=["attributes.start_time ASC"])
+    for extra in runs[1:]:
+        c.delete_run(extra.info.run_id)
+    return runs[0].info.run_id
 
 
 def finish_run(run_id: str, status: str = "FINISHED") -> None:

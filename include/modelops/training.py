@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -85,13 +85,44 @@ def _n_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+# Called after every boosting round with (round, validation metric); tuning reports it to a pruner.
+# It may raise to stop training (optuna.TrialPruned); the boosters let the exception through.
+IterationHook = Callable[[int, float], None]
+
+
+def _xgb_hook(hook: IterationHook) -> Any:
+    import xgboost as xgb
+
+    class _Hook(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:  # noqa: ARG002
+            curves = evals_log.get("validation_0") or {}
+            if curves:
+                hook(epoch, float(next(iter(curves.values()))[-1]))
+            return False
+
+    return _Hook()
+
+
+def _lgbm_hook(hook: IterationHook) -> Any:
+    def _callback(env: Any) -> None:
+        for entry in env.evaluation_result_list or []:
+            if entry[0] != "training":
+                hook(env.iteration, float(entry[2]))
+                return
+
+    _callback.order = 20  # type: ignore[attr-defined]  # before early stopping (30)
+    return _callback
+
+
 def train_xgboost(X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame, y_va: np.ndarray, params: dict[str, Any],
-                  task: str, early_stopping_rounds: int, seed: int) -> tuple[Any, dict[str, Any]]:
+                  task: str, early_stopping_rounds: int, seed: int, on_iteration: IterationHook | None = None) -> tuple[Any, dict[str, Any]]:
     import xgboost as xgb
 
     p = {"n_estimators": 500, "tree_method": "hist", **params}
     cls = xgb.XGBRegressor if task == "regression" else xgb.XGBClassifier
     extra: dict[str, Any] = {"eval_metric": "rmse" if task == "regression" else "logloss"}
+    if on_iteration is not None:
+        extra["callbacks"] = [_xgb_hook(on_iteration)]
     model = cls(**p, early_stopping_rounds=early_stopping_rounds, random_state=seed, n_jobs=_n_jobs(), **extra)
     model.fit(X_tr, y_tr, eval_set=[(X_va, y_va)], verbose=False)
     curve = model.evals_result().get("validation_0", {})
@@ -101,7 +132,8 @@ def train_xgboost(X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame, y_va
 
 
 def train_lightgbm(X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame, y_va: np.ndarray, params: dict[str, Any],
-                   task: str, early_stopping_rounds: int, seed: int, categorical: list[str]) -> tuple[Any, dict[str, Any]]:
+                   task: str, early_stopping_rounds: int, seed: int, categorical: list[str],
+                   on_iteration: IterationHook | None = None) -> tuple[Any, dict[str, Any]]:
     import lightgbm as lgb
 
     p = {"n_estimators": 500, **params}
@@ -111,7 +143,8 @@ def train_lightgbm(X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame, y_v
         X_tr, y_tr, eval_set=[(X_va, y_va)],
         eval_metric="rmse" if task == "regression" else "binary_logloss",
         categorical_feature=[c for c in categorical if c in X_tr.columns] or "auto",
-        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False),
+                   *([_lgbm_hook(on_iteration)] if on_iteration is not None else [])],
     )
     curve = model.evals_result_.get("valid_0", {})
     info = {"best_iteration": int(model.best_iteration_ or p["n_estimators"]), "params": p,

@@ -94,6 +94,15 @@ class ModelApprovalOperator(ApprovalOperator):
                                                     "approval.airflow_run_id": context["dag_run"].run_id})
         self.log.info("waiting for one of %s to approve or reject %s v%s (timeout %s)", self.approvers, cfg.model_name, version,
                       self.response_timeout)
+        from modelops_airflow.notifiers import send_alert
+
+        metric = cfg.evaluation.metric
+        send_alert(context, "approval_waiting", {
+            "model_version": version, "metric": metric, "value": (evaluation.get("candidate") or {}).get(metric),
+            "production_version": evaluation.get("production_version"),
+            "production_value": (evaluation.get("production") or {}).get(metric), "approvers": self.approvers,
+            "timeout_hours": self.response_timeout.total_seconds() / 3600 if self.response_timeout else None,
+            "mlflow_run_id": mv.run_id}, self.config_path)
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
@@ -107,6 +116,7 @@ class ModelApprovalOperator(ApprovalOperator):
         version = self._version(context)
         if "error" in event:
             registry.record_decision(cfg.model_name, version, False, None, registry.now_iso(), "", timed_out=True)
+            self._close_alerts(context, cfg, version, registry.get_version(cfg.model_name, version).run_id, True, "rejected")
             return super().execute_complete(context, event)
         timed_out = bool(event.get("timedout"))
         user = event.get("responded_by_user") or {}
@@ -114,17 +124,40 @@ class ModelApprovalOperator(ApprovalOperator):
         at = event["responded_at"].isoformat() if hasattr(event.get("responded_at"), "isoformat") else str(event.get("responded_at"))
         if not timed_out and user_id not in self.approvers:
             self.log.error("response from %r refused: not an approver of %s (approvers: %s)", user_id, cfg.model_name, self.approvers)
-            registry.set_tags(cfg.model_name, version, {"approval.refused": f"{user_id} at {at}: not an approver"})
+            registry.record_refusal(cfg.model_name, version, user_id, at, "not an approver")
             raise NotAnApprover(f"{user_id!r} is not an approver for {cfg.model_name}; the decision does not count")
         chosen = list(event.get("chosen_options") or [])
         approved = chosen == [self.APPROVE] and not timed_out
         comment = str((event.get("params_input") or {}).get("comment") or "")
-        registry.record_decision(cfg.model_name, version, approved, None if timed_out else user_id, at,
-                                 "approval timed out" if timed_out else comment, timed_out=timed_out)
+        recorded = registry.record_decision(cfg.model_name, version, approved, None if timed_out else user_id, at,
+                                            "approval timed out" if timed_out else comment, timed_out=timed_out)
+        if not recorded:
+            tags = registry.get_version(cfg.model_name, version).tags
+            self.log.warning("%s v%s already has a recorded decision (%s by %s at %s); this response does not change it",
+                             cfg.model_name, version, tags.get("approval.decision"), tags.get("approval.by"), tags.get("approval.at"))
+        self._close_alerts(context, cfg, version, mv_run_id=registry.get_version(cfg.model_name, version).run_id,
+                           timed_out=timed_out, outcome="approved" if approved else "rejected")
         self.log.info("%s v%s %s by %s at %s%s", cfg.model_name, version,
                       "APPROVED" if approved else ("REJECTED (timeout)" if timed_out else "REJECTED"),
                       user_id or "timeout", at, f": {comment}" if comment else "")
         return super().execute_complete(context, event)
+
+    def _close_alerts(self, context: Context, cfg: Any, version: str, mv_run_id: str, timed_out: bool, outcome: str) -> None:
+        """The waiting alert is answered; a timeout is worth its own alert."""
+        from modelops import alerts, db
+
+        from modelops_airflow.notifiers import send_alert
+
+        try:
+            engine = db.get_engine()
+            db.migrate(engine)
+            alerts.resolve(engine, cfg.model_name, [alerts.APPROVAL_WAITING], f"v{version} {outcome}" + (" (timeout)" if timed_out else ""))
+        except Exception:  # noqa: BLE001 - bookkeeping of alerts never blocks the decision
+            self.log.exception("could not close the approval alert")
+        if timed_out:
+            hours = self.response_timeout.total_seconds() / 3600 if self.response_timeout else None
+            send_alert(context, "approval_timed_out", {"model_version": version, "timeout_hours": hours, "mlflow_run_id": mv_run_id},
+                       self.config_path)
 
 
 def _body(cfg: Any, version: str, mv: Any, evaluation: dict[str, Any], gate: dict[str, Any], approvers: list[str]) -> str:

@@ -24,7 +24,7 @@ def drift_asset(model_name: str) -> Asset:
 
 
 def log_failure(context: dict[str, Any]) -> None:
-    """Failure callback: one line that says which task, which run, and why (alerts come from notifiers)."""
+    """Failure callback: one line that says which task, which run, and why (the alert comes from the notifier)."""
     ti = context.get("ti") or context.get("task_instance")
     exc = context.get("exception")
     log.error("modelops task failed: %s.%s run %s try %s: %s", getattr(ti, "dag_id", "?"), getattr(ti, "task_id", "?"),
@@ -32,11 +32,37 @@ def log_failure(context: dict[str, Any]) -> None:
 
 
 def default_args(retries: int = 2) -> dict[str, Any]:
+    from modelops_airflow.notifiers import ModelopsAlertNotifier
+
     return {
         "owner": "modelops",
         "retries": retries,
         "retry_delay": timedelta(seconds=int(os.environ.get("MODELOPS_RETRY_DELAY_SECONDS", "60"))),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=15),
-        "on_failure_callback": log_failure,
+        # the log line always; the alert when a webhook/smtp connection is configured
+        "on_failure_callback": [log_failure, ModelopsAlertNotifier(kind="task_failed")],
     }
+
+
+def abandon_failed_run(context: dict[str, Any]) -> None:
+    """DAG failure callback: the run's ungated candidate gets a final ``rejected`` tag (never left as ``candidate``)."""
+    from modelops import registry
+    from modelops.config import load_config
+
+    from modelops_airflow.hooks import ModelopsHook
+    from modelops_airflow.operators import run_context
+
+    try:
+        ModelopsHook().configure_environment()
+        cfg = load_config()
+        ctx = run_context(context)
+        try:
+            failed = [ti.task_id for ti in context["dag_run"].get_task_instances(state="failed")]
+        except Exception:  # noqa: BLE001 - the SDK's DagRun may not list task instances; the reason is cosmetic
+            failed = []
+        done = registry.abandon_run_key(cfg.model_name, ctx.run_key, f"run {ctx.run_id} failed ({', '.join(failed) or 'see the task logs'})")
+        if done:
+            log.warning("retrain run %s failed: candidate version(s) %s of %s tagged rejected", ctx.run_id, done, cfg.model_name)
+    except Exception:  # noqa: BLE001 - a callback must never hide the run's own failure
+        log.exception("could not clean up after the failed run")

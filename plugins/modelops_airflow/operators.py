@@ -52,6 +52,16 @@ def run_context(context: Context, drift_asset_uri: str | None = None):
                       context["ti"].try_number, str(dag_run.run_type), {"trigger": extra} if extra else {})
 
 
+def push_then_skip(op: Any, context: Context, result: dict[str, Any], tasks: list[Any]) -> None:
+    """Skip ``tasks`` without losing ``result``.
+
+    In Airflow 3 ``SkipMixin.skip`` raises ``DownstreamTasksSkipped``, so ``execute`` never
+    returns and its return value is never pushed: push it first, as the XCom a return would make.
+    """
+    context["ti"].xcom_push(key="return_value", value=result)
+    op.skip(ti=context["ti"], tasks=tasks)
+
+
 class ModelopsOperator(BaseOperator):
     """Loads the config and the connections, then runs one lifecycle step.
 
@@ -85,15 +95,18 @@ class ValidateDataOperator(ModelopsOperator):
     """Great Expectations suite from the config over the run's window; fails with a readable summary.
 
     :param window: ``training`` (the training window, params may override) or ``interval`` (the data interval).
+    :param mlflow_parent_kind: the DAG run's parent MLflow run that keeps the validation result
+        (``retrain``; the tuning DAG uses ``tune``).
     """
 
     ui_color = "#fdf1e1"
 
-    def __init__(self, *, window: str = "training", **kwargs: Any) -> None:
+    def __init__(self, *, window: str = "training", mlflow_parent_kind: str = "retrain", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if window not in ("training", "interval"):
             raise ValueError("window must be 'training' or 'interval'")
         self.window = window
+        self.mlflow_parent_kind = mlflow_parent_kind
 
     def execute(self, context: Context) -> dict[str, Any]:
         from modelops import lifecycle, storage
@@ -101,6 +114,11 @@ class ValidateDataOperator(ModelopsOperator):
         cfg, ctx = self.load(context)
         params = context.get("params") or {}
         if self.window == "training":
+            # Run params checked before any work (the Param schemas already refused wrong types at trigger time):
+            # the cross-field rules a JSON schema cannot express, and the overrides against the tuned file.
+            from modelops.config import load_hyperparameters
+
+            load_hyperparameters(cfg, params.get("hyperparameter_overrides") or None)
             start, end = lifecycle.training_window(cfg, ctx, params.get("training_start"), params.get("training_end"))
         else:
             start = storage.as_day(ctx.data_interval_start or ctx.logical_date)
@@ -108,7 +126,7 @@ class ValidateDataOperator(ModelopsOperator):
             if start >= end:
                 raise ValueError(f"empty data interval [{start}, {end}): schedule this DAG with an interval timetable")
         snapshot = "raw.parquet" if self.window == "training" else "current.parquet"
-        parent = lifecycle.parent_run(cfg, ctx) if self.window == "training" else None
+        parent = lifecycle.parent_run(cfg, ctx, self.mlflow_parent_kind) if self.window == "training" else None
         return lifecycle.validate_data(cfg, ctx, start, end, snapshot, mlflow_run_id=parent)
 
 
@@ -191,7 +209,7 @@ class GateOperator(ModelopsOperator, SkipMixin):
         decision = lifecycle.gate(cfg, ctx, version, self.pull(context, "evaluate"))
         if not decision["passed"]:
             self.log.warning("v%s rejected by the gate: %s. Production is untouched.", version, "; ".join(decision["reasons"]))
-            self.skip(ti=context["ti"], tasks=list(context["task"].get_flat_relatives(upstream=False)))
+            push_then_skip(self, context, decision, list(context["task"].get_flat_relatives(upstream=False)))
         return decision
 
 
@@ -240,8 +258,77 @@ class DetectDriftOperator(ModelopsOperator, SkipMixin):
         result["data_interval_start"], result["data_interval_end"] = current["start"], current["end"]
         if not result["dataset_drift"] and self.on_drift_task_ids:
             tasks = [t for t in context["task"].get_direct_relatives(upstream=False) if t.task_id in self.on_drift_task_ids]
-            self.skip(ti=context["ti"], tasks=tasks)
+            push_then_skip(self, context, result, tasks)
         return result
+
+
+class CheckTuningRequestOperator(ModelopsOperator):
+    """Validate the tuning run's params against the config before any data is read; pushes the resolved request."""
+
+    ui_color = "#f3e8fd"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from modelops.tuning import resolve_request
+
+        cfg, _ctx = self.load(context)
+        req = resolve_request(cfg, dict(context.get("params") or {}))
+        self.log.info("tuning %s: %d trials each, %.0f min budget, validation %s (%s), search spaces %s", req.models, req.n_trials,
+                      req.timeout_seconds / 60, req.metric, req.direction, req.search_space)
+        return req.to_dict()
+
+
+class TuneModelOperator(ModelopsOperator):
+    """Create or resume this run's Optuna study for one booster; skipped when the run did not ask for it."""
+
+    template_fields: Sequence[str] = ("config_path", "model")
+    ui_color = "#f3e8fd"
+
+    def __init__(self, *, model: str, request_task_id: str = "check_request", features_task_id: str = "build_features",
+                 validate_task_id: str = "validate_data", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.request_task_id = request_task_id
+        self.features_task_id = features_task_id
+        self.validate_task_id = validate_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from modelops import tuning
+
+        cfg, ctx = self.load(context)
+        request = self.pull(context, self.request_task_id)
+        if self.model not in request["models"]:
+            raise AirflowSkipException(f"{self.model} is not in params.models {request['models']}")
+        return tuning.tune_model(cfg, ctx, self.model, request, self.pull(context, self.features_task_id),
+                                 self.pull(context, self.validate_task_id))
+
+
+class PublishHyperparametersOperator(ModelopsOperator):
+    """Make the studies' best parameters live where they beat the current ones (new best_hyperparameters.json version)."""
+
+    ui_color = "#dff5e3"
+
+    def __init__(self, *, tune_task_ids: Sequence[str], request_task_id: str = "check_request", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tune_task_ids = list(tune_task_ids)
+        self.request_task_id = request_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from modelops import tuning
+
+        cfg, ctx = self.load(context)
+        request = self.pull(context, self.request_task_id)
+        results = [r for tid in self.tune_task_ids if (r := context["ti"].xcom_pull(task_ids=tid))]
+        if not results:
+            raise ValueError(f"{self.task_id}: none of {self.tune_task_ids} produced a study result")
+        out = tuning.publish(cfg, ctx, results, apply=bool(request.get("apply", True)))
+        note = (context.get("params") or {}).get("note")
+        if note:
+            from modelops.registry import client
+
+            client().set_tag(out["mlflow_run_id"], "modelops.note", str(note))
+        return out
 
 
 class EmitDriftEventOperator(ModelopsOperator):
@@ -261,9 +348,121 @@ class EmitDriftEventOperator(ModelopsOperator):
         extra = {"model_name": cfg.model_name, "reason": "data_drift", "drift_ratio": result["drift_ratio"],
                  "drifted_features": result["drifted_features"], "data_interval_start": result["data_interval_start"],
                  "data_interval_end": result["data_interval_end"], "mlflow_run_id": result["mlflow_run_id"],
+                 "model_version": result.get("production_version"), "drift_ratio_threshold": cfg.drift.drift_ratio_threshold,
                  "source_run_id": context["dag_run"].run_id}
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         self.log.warning("DRIFT for %s on %s: ratio %.2f, features %s -> retraining requested via %s", cfg.model_name,
                          result["day"], result["drift_ratio"], result["drifted_features"], [getattr(o, "uri", o) for o in self.outlets])
         return extra
+
+
+# -- production monitoring ----------------------------------------------------------------------
+
+def _interval(ctx: Any) -> tuple[Any, Any]:
+    from modelops.storage import as_day
+
+    start = as_day(ctx.data_interval_start or ctx.logical_date)
+    end = as_day(ctx.data_interval_end or ctx.logical_date)
+    if start >= end:
+        raise ValueError(f"empty data interval [{start}, {end}): schedule this DAG with an interval timetable")
+    return start, end
+
+
+class BatchPredictOperator(ModelopsOperator):
+    """Score the data interval's rows with ``models:/NAME@production`` (+ ``staging`` as shadow); log them.
+
+    Skips (not fails) when there is no production version yet or no data for the day.
+    """
+
+    ui_color = "#e3f2fd"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from modelops import predictions
+
+        cfg, ctx = self.load(context)
+        start, end = _interval(ctx)
+        out = predictions.batch_predict(cfg, ctx, start, end)
+        if out.get("skipped"):
+            raise AirflowSkipException(out["skipped"])
+        return out
+
+
+class EvaluatePerformanceOperator(ModelopsOperator, SkipMixin):
+    """Join landed actuals to logged predictions, store daily/rolling metrics, judge against the baseline.
+
+    :param on_degraded_task_ids: downstream tasks that only run when production is degraded.
+    """
+
+    ui_color = "#ede7f6"
+    inherits_from_skipmixin = True
+
+    def __init__(self, *, on_degraded_task_ids: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_degraded_task_ids = list(on_degraded_task_ids)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from modelops import alerts, db, monitoring
+
+        cfg, ctx = self.load(context)
+        _start, end = _interval(ctx)
+        out = monitoring.evaluate_performance(cfg, ctx, end)
+        out["data_interval_start"], out["data_interval_end"] = _start.isoformat(), end.isoformat()
+        if out["judged"] and not out["degraded"]:
+            alerts.resolve(db.get_engine(), cfg.model_name, [alerts.PERFORMANCE_DEGRADED], f"within tolerance on {out['day']}")
+        if not out["degraded"] and self.on_degraded_task_ids:
+            tasks = [t for t in context["task"].get_direct_relatives(upstream=False) if t.task_id in self.on_degraded_task_ids]
+            push_then_skip(self, context, out, tasks)
+        return out
+
+
+class EmitDegradationEventOperator(ModelopsOperator):
+    """Emit the same Asset event as drift (it schedules the retrain DAG), with reason ``performance_degradation``."""
+
+    ui_color = "#f8d7da"
+
+    def __init__(self, *, performance_task_id: str = "evaluate_performance", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.performance_task_id = performance_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from modelops.config import load_config
+
+        cfg = load_config(self.config_path)
+        perf = self.pull(context, self.performance_task_id)
+        extra = {"model_name": cfg.model_name, "reason": "performance_degradation", "metric": perf["metric"],
+                 "value": perf["value"], "baseline": perf["baseline"], "limit": perf["limit"], "day": perf["day"],
+                 "model_version": perf["model_version"], "rolling_n_rows": perf.get("rolling_n_rows"),
+                 "rolling_window_days": perf.get("rolling_window_days"), "daily_value": perf.get("daily_value"),
+                 "shadow": perf.get("shadow"), "degraded": True, "reason_text": perf.get("reason"),
+                 "data_interval_start": perf["data_interval_start"], "data_interval_end": perf["data_interval_end"],
+                 "mlflow_run_id": perf.get("mlflow_run_id"), "source_run_id": context["dag_run"].run_id}
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = extra
+        self.log.warning("DEGRADED %s v%s: rolling %s %.4f vs limit %.4f (baseline %.4f) -> retraining requested via %s",
+                         cfg.model_name, perf["model_version"], perf["metric"], perf["value"], perf["limit"], perf["baseline"],
+                         [getattr(o, "uri", o) for o in self.outlets])
+        return extra
+
+
+class MonitoringReportOperator(ModelopsOperator):
+    """Render the monitoring report for the last ``monitoring.report_days`` and log it to MLflow."""
+
+    ui_color = "#e8f5e9"
+
+    def __init__(self, *, performance_task_id: str | None = "evaluate_performance", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.performance_task_id = performance_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from modelops.monitoring_report import log_daily_report
+
+        cfg, ctx = self.load(context)
+        _start, end = _interval(ctx)
+        perf = context["ti"].xcom_pull(task_ids=self.performance_task_id) if self.performance_task_id else None
+        out = log_daily_report(cfg, ctx, end, perf if isinstance(perf, dict) else None)
+        self.log.info("monitoring report [%s, %s) -> MLflow run %s (%s bytes, rendered in %.2f s)", out["start"], out["end"],
+                      out["mlflow_run_id"], out["bytes"], out["render_seconds"])
+        return out

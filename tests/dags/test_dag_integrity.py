@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ["pandas", "numpy", "mlflow", "xgboost", "lightgbm", "great_expectations", "sklearn", "scipy", "matplotlib", "boto3", "pyarrow"]
+HEAVY = ["pandas", "numpy", "mlflow", "xgboost", "lightgbm", "great_expectations", "sklearn", "scipy", "matplotlib", "boto3", "pyarrow",
+         "optuna"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,21 @@ def test_no_import_errors(dagbag):
 
 
 def test_expected_dags(dagbag):
-    assert set(dagbag.dag_ids) == {"retrain_weekly", "drift_daily"}
+    assert set(dagbag.dag_ids) == {"retrain_weekly", "drift_daily", "batch_predict_daily", "tune_hyperparameters"}
+
+
+def test_batch_predict_daily_wiring(dagbag):
+    dag = dagbag.dags["batch_predict_daily"]
+    retrain = dagbag.dags["retrain_weekly"]
+    assert dag.timetable.expression == "0 0 * * *" and not dag.catchup  # interval timetable: one-day windows, backfillable
+    assert dag.get_task("score_batch").downstream_task_ids == {"evaluate_performance"}
+    assert dag.get_task("evaluate_performance").downstream_task_ids == {"emit_performance_event", "monitoring_report"}
+    emit = dag.get_task("emit_performance_event")
+    assert [o.uri for o in emit.outlets] == [retrain.timetable.asset_condition.uri]  # the same event schedules retraining
+    assert [type(c).__name__ for c in emit.on_success_callback] == ["ModelopsAlertNotifier"]
+    failure = [getattr(c, "kind", getattr(c, "__name__", "")) for c in dag.get_task("score_batch").on_failure_callback]
+    assert failure == ["log_failure", "task_failed"]
+    assert dag.doc_md and "batch_predict_daily" in dag.doc_md
 
 
 def test_retrain_schedule_is_weekly_cron_or_drift_asset(dagbag):
@@ -64,8 +79,12 @@ def test_training_pool_retries_and_backoff(dagbag):
     dag = dagbag.dags["retrain_weekly"]
     for tid in ("train_xgboost", "train_lightgbm"):
         assert dag.get_task(tid).pool == "modelops_training"
-    t = dag.get_task("build_ensemble")
-    assert t.retries >= 1 and t.retry_exponential_backoff
+    for tid in ("validate_data", "build_features", "train_xgboost", "build_ensemble", "evaluate", "register_candidate",
+                "gate", "promote", "smoke_test"):
+        t = dag.get_task(tid)
+        assert t.retries >= 1 and t.retry_exponential_backoff, tid  # registry/store faults are retried with backoff
+    assert dag.on_failure_callback is not None  # a run that fails for good leaves no bare candidate
+    assert dagbag.dags["drift_daily"].get_task("detect_drift").retries >= 1
     approval = dag.get_task("approve_production")
     assert approval.retries == 0
     assert [u["id"] for u in approval.assigned_users] == ["admin", "reviewer"]
@@ -87,7 +106,40 @@ def test_params_are_validated(dagbag):
             p.validate()
 
 
-@pytest.mark.parametrize("dag_file", ["retrain_weekly.py", "drift_daily.py"])
+def test_tuning_dag_is_manual_and_ordered(dagbag):
+    dag = dagbag.dags["tune_hyperparameters"]
+    from airflow.sdk.definitions.timetables.simple import NullTimetable
+
+    assert isinstance(dag.timetable, NullTimetable) and dag.max_active_runs == 1 and dag.doc_md
+    order = ["check_request", "validate_data", "build_features"]
+    for up, down in zip(order, order[1:]):
+        assert dag.get_task(up).downstream_task_ids == {down}, (up, down)
+    assert dag.get_task("build_features").downstream_task_ids == {"tune_xgboost", "tune_lightgbm"}
+    for tid in ("tune_xgboost", "tune_lightgbm"):
+        assert dag.get_task(tid).downstream_task_ids == {"publish_hyperparameters"}
+        assert dag.get_task(tid).pool == "modelops_training" and dag.get_task(tid).retries >= 1
+    assert dag.get_task("publish_hyperparameters").trigger_rule == "none_failed_min_one_success"
+    assert set(dag.params) == {"models", "n_trials", "timeout_minutes", "metric", "search_space", "apply", "training_start",
+                               "training_end", "note"}
+
+
+def test_tuning_params_are_validated(dagbag):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    dag = dagbag.dags["tune_hyperparameters"]
+    good = ParamsDict(dag.params)
+    good.update({"models": ["lightgbm"], "n_trials": 5, "timeout_minutes": 0.5, "metric": "mape",
+                 "search_space": {"xgboost": {"max_depth": {"type": "int", "low": 3, "high": 6}}}})
+    good.validate()
+    for bad in ({"models": []}, {"models": ["catboost"]}, {"models": ["xgboost", "xgboost"]}, {"n_trials": 0}, {"n_trials": 2.5},
+                {"n_trials": "10"}, {"timeout_minutes": 0}, {"metric": "f1"}, {"search_space": {"catboost": {}}}, {"apply": "yes"}):
+        p = ParamsDict(dag.params)
+        with pytest.raises(Exception):  # noqa: B017 - ParamValidationError
+            p.update(bad)
+            p.validate()
+
+
+@pytest.mark.parametrize("dag_file", ["retrain_weekly.py", "drift_daily.py", "tune_hyperparameters.py"])
 def test_no_heavy_imports_at_parse_time(dag_file):
     code = (
         "import runpy, sys, json; runpy.run_path(sys.argv[1]);"

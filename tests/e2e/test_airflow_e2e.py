@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -143,7 +143,7 @@ def test_retrain_approve_promote_and_drift_schedules_retrain(airflow):
     def trigger(dag_id: str, end: str, conf: dict) -> str:
         end_dt = datetime.fromisoformat(end).replace(tzinfo=timezone.utc)
         body = ac.TriggerDAGRunPostBody(dag_run_id=f"e2e__{dag_id}__{end}__{uuid.uuid4().hex[:4]}", logical_date=end_dt,
-                                        data_interval_start=end_dt.replace(day=end_dt.day - 1) if dag_id == "drift_daily" else end_dt,
+                                        data_interval_start=end_dt - timedelta(days=1) if dag_id == "drift_daily" else end_dt,
                                         data_interval_end=end_dt, conf=conf)
         return runs.trigger_dag_run(dag_id, body).dag_run_id
 
@@ -155,8 +155,12 @@ def test_retrain_approve_promote_and_drift_schedules_retrain(airflow):
 
     # run 1: trigger through the REST API, a non-approver is refused, the reviewer approves
     run1 = trigger("retrain_weekly", "2025-06-01", {"training_end": "2025-06-01", "note": "e2e"})
-    _wait(lambda: approve_as("viewer", True, "me too").stderr if "HTTP 403" in approve_as("viewer", True, "x").stderr else None,
-          "the approval to wait (and refuse a viewer)", af)
+    def viewer_refused():
+        out = approve_as("viewer", True, "me too")  # "no approval is waiting" until the run gets there
+        return out if "HTTP 403" in out.stderr else None
+
+    refused = _wait(viewer_refused, "the approval to wait (and refuse a viewer)", af)
+    assert refused.returncode != 0
     out = approve_as("reviewer", True, "e2e approve")
     assert out.returncode == 0, out.stderr
     _wait(lambda: state("retrain_weekly", run1) in ("success", "failed"), "run 1 to finish", af)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -100,17 +99,19 @@ class Reviewer(threading.Thread):
     a real approver) and records each outcome.
     """
 
-    def __init__(self, api_app, model_name: str, attempts: list[tuple[str, bool, str]], timeout: float = 600) -> None:
+    def __init__(self, api_app, model_name: str, attempts: list[tuple[str, bool, str]]) -> None:
         super().__init__(daemon=True)
-        self.api_app, self.model_name, self.attempts, self.timeout = api_app, model_name, attempts, timeout
+        self.api_app, self.model_name, self.attempts = api_app, model_name, attempts
         self.outcomes: list[tuple[str, str]] = []
         self.error: BaseException | None = None
+        # Set by the test when dag.test() returns: waiting stops on that, not on a clock, so a
+        # slow machine only makes the test slower (pytest-timeout bounds the whole test).
+        self.run_done = threading.Event()
 
     def run(self) -> None:
         from modelops.approvals import ApprovalError, find_waiting
 
         try:
-            deadline = time.monotonic() + self.timeout
             for user, approve, comment in self.attempts:
                 api = api_as(self.api_app, user)
                 while True:
@@ -118,9 +119,8 @@ class Reviewer(threading.Thread):
                         item = find_waiting(api, self.model_name)
                         break
                     except ApprovalError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.5)
+                        if self.run_done.wait(0.5):
+                            raise ApprovalError(f"the run ended before {user} found an approval to answer") from None
                 ti = item["task_instance"]
                 try:
                     api.respond(ti["dag_id"], ti["dag_run_id"], approve, comment)
@@ -134,11 +134,12 @@ class Reviewer(threading.Thread):
 class TimeoutSweeper(threading.Thread):
     """Runs the scheduler's awaiting-input timeout sweep until the approval resolves."""
 
-    def __init__(self, model_name: str, api_app, timeout: float = 600) -> None:
+    def __init__(self, model_name: str, api_app) -> None:
         super().__init__(daemon=True)
-        self.model_name, self.api_app, self.timeout = model_name, api_app, timeout
+        self.model_name, self.api_app = model_name, api_app
         self.swept = False
         self.error: BaseException | None = None
+        self.run_done = threading.Event()  # as in Reviewer: set when dag.test() returns
 
     def run(self) -> None:
         from airflow.jobs.job import Job
@@ -148,18 +149,15 @@ class TimeoutSweeper(threading.Thread):
 
         try:
             api = api_as(self.api_app, "admin")
-            deadline = time.monotonic() + self.timeout
             while True:
                 try:
                     find_waiting(api, self.model_name)
                     break
                 except ApprovalError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+                    if self.run_done.wait(0.5):
+                        raise ApprovalError("the run ended before an approval was waiting") from None
             runner = SchedulerJobRunner(job=Job())
-            while time.monotonic() < deadline:
-                time.sleep(1.5)
+            while not self.run_done.wait(1.5):
                 runner.check_awaiting_input_timeouts()
                 try:
                     find_waiting(api, self.model_name)

@@ -31,8 +31,12 @@ def test_classification_problem_end_to_end(api_app, tmp_path, fast_hp_file, monk
 
     reviewer = Reviewer(api_app, name, [("admin", True, "churn model ok")])
     reviewer.start()
-    dr = load_dag("retrain_weekly").test(logical_date=utc("2025-06-01"))
+    try:
+        dr = load_dag("retrain_weekly").test(logical_date=utc("2025-06-01"))
+    finally:
+        reviewer.run_done.set()
     reviewer.join(60)
+    assert reviewer.error is None, reviewer.error
     assert str(dr.state) == "success", states(dr)
     (v,) = registry.versions(name)
     assert registry.alias_version(name, "production") == str(v.version)

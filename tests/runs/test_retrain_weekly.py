@@ -21,7 +21,11 @@ def run_retrain(api_app, cfg, day: str, attempts=None, conf=None, sweeper: bool 
         helper = TimeoutSweeper(cfg.model_name, api_app)
     if helper:
         helper.start()
-    dr = dag.test(logical_date=utc(day), run_conf=conf)
+    try:
+        dr = dag.test(logical_date=utc(day), run_conf=conf)
+    finally:
+        if helper:
+            helper.run_done.set()
     if helper:
         helper.join(timeout=60)
         assert helper.error is None, helper.error

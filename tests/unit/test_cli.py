@@ -57,3 +57,16 @@ def test_generate_data_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MODELOPS_DATA_ROOT", str(tmp_path))
     assert main(["generate-data", "--start", "2025-01-01", "--end", "2025-01-08", "--entities", "3"]) == 0
     assert "wrote 21 rows in 7 daily partitions" in capsys.readouterr().out
+
+
+def test_generate_data_if_missing_never_overwrites(tmp_path, monkeypatch, capsys):
+    """The compose init job runs it on every start: a second run must leave the data alone."""
+    monkeypatch.setenv("MODELOPS_DATA_ROOT", str(tmp_path / "fresh"))
+    args = ["generate-data", "--start", "2025-01-01", "--end", "2025-01-04", "--entities", "2", "--if-missing"]
+    assert main(args) == 0
+    assert "wrote 6 rows in 3 daily partitions" in capsys.readouterr().out
+    files = sorted(p for p in (tmp_path / "fresh").rglob("*") if p.is_file())
+    stamps = [p.stat().st_mtime_ns for p in files]
+    assert main(args[:-1][:1] + ["--seed", "99"] + args[1:]) == 0
+    assert "3 daily partitions already under" in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in files] == stamps

@@ -20,11 +20,12 @@ def model_uri():
 
     from modelops import settings
 
-    registry.ensure_experiment("registry-tests")
+    exp_id = registry.ensure_experiment("registry-tests")
 
     mlflow.set_tracking_uri(settings.tracking_uri())
-    mlflow.set_experiment("registry-tests")
-    with mlflow.start_run() as run:
+    # experiment_id, not set_experiment(): a process-wide active experiment would break later
+    # fluent start_run(run_id=...) calls for runs of other experiments in the same session
+    with mlflow.start_run(experiment_id=exp_id) as run:
         info = mlflow.pyfunc.log_model(name="model", python_model=Const(), pip_requirements=["mlflow"])
     return info.model_uri, run.info.run_id
 
@@ -144,3 +145,27 @@ def test_rollback_restores_replaced_version(name, model_uri):
     assert registry.alias_version(name, "production") == v1
     t2 = registry.get_version(name, v2).tags
     assert t2["lifecycle"] == "archived" and t2["rollback.reason"] == "bad live metrics" and t2["archived.replaced_by"] == v1
+
+
+def test_a_run_that_failed_for_good_leaves_no_bare_candidate(name, model_uri):
+    v1, _ = _candidate(name, model_uri, "retrain_weekly/a")  # its run failed before the gate
+    v2, _ = _candidate(name, model_uri, "retrain_weekly/b")  # gated and staged, then the run failed later
+    registry.apply_gate(name, v2, _decide(0.05))
+    assert registry.abandon_run_key(name, "retrain_weekly/a", "run x failed (train_xgboost)") == [v1]
+    assert registry.abandon_run_key(name, "retrain_weekly/b", "run y failed (promote)") == []
+    t1, t2 = registry.get_version(name, v1).tags, registry.get_version(name, v2).tags
+    assert t1["lifecycle"] == "rejected" and t1["rejected.reason"] == "abandoned: run x failed (train_xgboost)"
+    assert t2["lifecycle"] == "staging" and registry.alias_version(name, "staging") == v2
+    assert registry.abandon_run_key(name, "retrain_weekly/a", "again") == []  # idempotent
+
+
+def test_fluent_does_not_pin_the_registry_for_the_next_task(monkeypatch):
+    """mlflow.set_registry_uri exports MLFLOW_REGISTRY_URI; a later task with another connection must not inherit it."""
+    from modelops import settings
+
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://server-a:5000")
+    registry.fluent()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://server-b:5000")  # the next task's mlflow_default connection
+    assert settings.registry_uri() == "http://server-b:5000"
+    assert registry.client()._registry_uri == "http://server-b:5000"
