@@ -12,7 +12,7 @@ INSTALL_REV := 3
 STAMP := $(VENV)/.installed-$(shell (echo $(INSTALL_REV); cat requirements-dev.lock pyproject.toml) | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps demo test test-fast status status-json airflow-ui mlflow-ui lock clean-demo bench
+.PHONY: help venv system-deps demo test test-fast status status-json airflow-ui mlflow-ui lock clean-demo bench bench-evidently-venv
 
 help:
 	@echo "make demo | make test | make status | make status-json | make airflow-ui | make mlflow-ui | make lock | make clean-demo"
@@ -69,13 +69,30 @@ mlflow-ui: $(STAMP)
 	$(ENV) echo "MLflow UI: http://127.0.0.1:5000" && $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
 	  --backend-store-uri "$$MLFLOW_TRACKING_URI" --default-artifact-root "$$MODELOPS_HOME/mlartifacts"
 
-bench: $(STAMP)
-	$(BIN)/python bench/bench_drift_quick.py
+# Benchmarks (never part of `make test`): drift vs scipy and Evidently, DAG parse cost, retrain overhead,
+# batch scoring. Quick run: make bench BENCH_SIZES=10000,100000  (1M rows takes ~15 min, Evidently most of it).
+# BENCH_ARGS e.g. "--no-evidently", "--only drift,parse", "--readme" (write the table into README.md).
+BENCH_SIZES ?= 10000,100000,1000000
+BENCH_ARGS ?=
+EVIDENTLY_VENV := .bench-venv-evidently
+EVIDENTLY_STAMP := $(EVIDENTLY_VENV)/.installed-$(shell cat bench/requirements-evidently.lock 2>/dev/null | sha1sum | cut -c1-12)
+
+# Evidently 0.7 needs pandas < 3: its own venv, from its own lock (bench/requirements-evidently.txt).
+$(EVIDENTLY_STAMP): bench/requirements-evidently.lock $(STAMP)
+	test -x $(EVIDENTLY_VENV)/bin/python || $(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(BIN)/uv pip install --quiet --python $(EVIDENTLY_VENV)/bin/python -r bench/requirements-evidently.lock
+	rm -f $(EVIDENTLY_VENV)/.installed-* && touch $@
+
+bench-evidently-venv: $(EVIDENTLY_STAMP)
+
+bench: $(STAMP) $(EVIDENTLY_STAMP)
+	PYTHONPATH=include:plugins $(BIN)/python bench/run.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
 
 # Re-pin after editing requirements*.txt (needs PyPI).
 lock:
 	uv pip compile --python 3.11 requirements.txt -o requirements.lock
 	uv pip compile --python 3.11 requirements-dev.txt -o requirements-dev.lock
+	uv pip compile --python 3.11 bench/requirements-evidently.txt -o bench/requirements-evidently.lock
 
 clean-demo:
 	rm -rf .demo

@@ -91,10 +91,12 @@ def run_child(argv: list[str], *, env: dict[str, str] | None = None, timeout: fl
 
 
 def timed(fn, repeat: int = 1) -> tuple[float, Any]:
-    """(best wall seconds of ``repeat`` runs, last result)."""
-    best, out = float("inf"), None
+    """(median wall seconds of ``repeat`` runs, last result): the machine is shared, medians resist its noise."""
+    import statistics
+
+    times, out = [], None
     for _ in range(repeat):
         t0 = time.perf_counter()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from pandas.api.indexers import BaseIndexer
 
 if TYPE_CHECKING:
     from modelops.config import ModelopsConfig
@@ -111,8 +112,7 @@ class FeatureBuilder:
         for c in self.numeric:
             out[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=dtype, na_value=np.nan)
         for c in self.categorical:
-            vocab = self.categories.get(c, [])
-            codes = pd.Categorical(df[c].astype("string").astype(object), categories=vocab).codes.astype(dtype)
+            codes = _category_codes(df[c], self.categories.get(c, [])).astype(dtype)
             codes[codes < 0] = np.nan  # unseen or missing category -> missing, handled by the boosters
             out[f"{c}_code"] = codes
         if self.entity_as_feature:
@@ -131,9 +131,16 @@ class FeatureBuilder:
             out["cal_is_month_end"] = ts.dt.is_month_end.to_numpy(dtype=dtype)
         if self.uses_target_history:
             out.update(self._target_history_features(df, ts.dt.normalize(), use_history, dtype))
-        return pd.DataFrame(out, index=df.index)[self.feature_names]
+        # One (features x rows) block filled column by column: the frame wraps it without the copy
+        # that consolidating a dict of columns (and reordering them) would make.
+        names = self.feature_names
+        block = np.empty((len(names), len(df)), dtype=dtype)
+        for i, name in enumerate(names):
+            block[i] = out.pop(name)
+        return pd.DataFrame(block.T, index=df.index, columns=names, copy=False)
 
-    def _target_history_features(self, df: pd.DataFrame, day: pd.Series, use_history: bool, dtype: type) -> dict[str, np.ndarray]:
+    def _known_actuals(self, df: pd.DataFrame, day: pd.Series, use_history: bool) -> pd.DataFrame:
+        """Actuals (entity, day, y) a row may look back at: the input's non-null targets after the kept history."""
         known = pd.DataFrame({self.entity: df[self.entity].to_numpy(), "_day": day.to_numpy()})
         if self.target in df.columns:
             known["_y"] = pd.to_numeric(df[self.target], errors="coerce").to_numpy(dtype="float64")
@@ -142,6 +149,68 @@ class FeatureBuilder:
         known = known[known["_y"].notna()]
         if use_history and self.history is not None and len(self.history):
             known = pd.concat([self.history, known], ignore_index=True)
+        return known
+
+    def _target_history_features(self, df: pd.DataFrame, day: pd.Series, use_history: bool, dtype: type) -> dict[str, np.ndarray]:
+        """Lags and rolling means by integer keys (entity code x day number) instead of MultiIndex joins.
+
+        Same values as :meth:`_target_history_features_indexed` (tested equal): a lag is an exact
+        lookup, and the rolling mean runs pandas' own rolling on the same per-entity daily grid;
+        only the joins change, which cost most of the time and memory of ``transform`` (O(n log n)
+        searches on int64 keys instead of hashing MultiIndexes). Timestamps with a time zone, NaT
+        or null entities take the indexed path.
+        """
+        known = self._known_actuals(df, day, use_history)
+        rdays = _day_numbers(day)
+        kdays = _day_numbers(known["_day"])
+        rows_ent = df[self.entity]
+        if rdays is None or kdays is None or rows_ent.isna().any() or known[self.entity].isna().any():
+            return self._target_history_features_indexed(df, day, use_history, dtype)
+        n = len(df)
+        out: dict[str, np.ndarray] = {}
+        names = [f"target_lag_{k}" for k in self.target_lags] + [f"target_roll_mean_{w}" for w in self.target_rolling_windows]
+        if not len(known) or n == 0:
+            return {name: np.full(n, np.nan, dtype=dtype) for name in names}
+        entities = pd.Index(known[self.entity].to_numpy()).unique()
+        kcode = entities.get_indexer(known[self.entity].to_numpy()).astype(np.int64)
+        rcode = entities.get_indexer(rows_ent.to_numpy()).astype(np.int64)  # -1: no actuals for this entity
+        d0, d1 = int(kdays.min()), int(max(kdays.max(), rdays.max()))
+        span = d1 - d0 + 1
+        # one actual per entity and day, the last one wins (history first, then the input)
+        key = kcode * span + (kdays - d0)
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        last = np.append(sorted_key[1:] != sorted_key[:-1], True)
+        keys, pos_y = sorted_key[last], order[last]
+        y = known["_y"].to_numpy(dtype="float64")[pos_y]
+        for k in self.target_lags:
+            qday = rdays - k
+            ok = (rcode >= 0) & (qday >= d0) & (qday <= d1)
+            q = rcode * span + (qday - d0)
+            pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
+            hit = ok & (keys[pos] == q)
+            vals = np.full(n, np.nan, dtype=np.float64)
+            vals[hit] = y[pos[hit]]
+            out[f"target_lag_{k}"] = vals.astype(dtype, copy=False)
+        if self.target_rolling_windows:
+            # Daily grid per entity so a window is calendar days, not rows (what pivot_table + reindex built).
+            # Entity-major: each entity's days are one contiguous block of ``span`` values, and one
+            # rolling pass over all blocks (windows never reach into the previous block) does what a
+            # per-entity rolling does, without pandas' per-column overhead (thousands of entities).
+            grid = np.full((entities.size, span), np.nan, dtype=np.float64)
+            grid[keys // span, keys % span] = y
+            flat = pd.Series(grid.ravel())
+            row_at = rdays - d0 - self.horizon_days  # mean over [d - horizon - w + 1, d - horizon]
+            ok = (rcode >= 0) & (row_at >= 0) & (row_at < span)
+            flat_at = np.where(ok, rcode * span + row_at, 0)
+            for w in self.target_rolling_windows:
+                roll = flat.rolling(_BlockWindows(window_size=w, block=span), min_periods=1).mean().to_numpy()
+                out[f"target_roll_mean_{w}"] = np.where(ok, roll[flat_at], np.nan).astype(dtype, copy=False)
+        return out
+
+    def _target_history_features_indexed(self, df: pd.DataFrame, day: pd.Series, use_history: bool, dtype: type) -> dict[str, np.ndarray]:
+        """The MultiIndex formulation: any timestamp/entity type; the reference the keyed path is tested against."""
+        known = self._known_actuals(df, day, use_history)
         # One actual per entity and day (the input wins over the stored history).
         known = known.drop_duplicates([self.entity, "_day"], keep="last")
 
@@ -169,6 +238,47 @@ class FeatureBuilder:
                 idx = pd.MultiIndex.from_arrays([rows[self.entity], rows["_day"]])
                 out[f"target_roll_mean_{w}"] = s.reindex(idx).to_numpy(dtype=dtype)
         return out
+
+
+def _category_codes(values: pd.Series, vocab: list[str]) -> np.ndarray:
+    """Codes of ``values`` (as strings) in ``vocab``; -1 for missing or unseen.
+
+    String and integer columns are converted once per distinct value instead of once per row;
+    for them the two give the same strings. Object and float columns convert every value
+    (a factorized 1 and 1.0, or 0.0 and -0.0, would share one spelling).
+    """
+    dt = values.dtype
+    if isinstance(dt, pd.StringDtype) or pd.api.types.is_integer_dtype(dt) or pd.api.types.is_bool_dtype(dt):
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        spelled = pd.Series(np.asarray(uniques, dtype=object)).astype("string").astype(object)
+        per_unique = pd.Categorical(spelled, categories=vocab).codes.astype(np.int64)
+        return np.where(codes >= 0, per_unique[np.maximum(codes, 0)] if per_unique.size else -1, -1)
+    return pd.Categorical(values.astype("string").astype(object), categories=vocab).codes.astype(np.int64)
+
+
+class _BlockWindows(BaseIndexer):
+    """Trailing windows of ``window_size`` values that stop at the start of their block of ``block``.
+
+    At a block's first value the window does not overlap the previous one, so pandas' rolling
+    kernels start from a clean state there: each block gets exactly the values (and the same
+    floating-point sums) a separate ``rolling(window_size, min_periods=1)`` over it would give.
+    """
+
+    def get_window_bounds(self, num_values: int = 0, min_periods: int | None = None, center: bool | None = None,
+                          closed: str | None = None, step: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        i = np.arange(num_values, dtype=np.int64)
+        start = np.maximum(i - self.window_size + 1, i - i % self.block)
+        return start, i + 1
+
+
+def _day_numbers(day: pd.Series) -> np.ndarray | None:
+    """Whole days since 1970-01-01 of normalized tz-naive timestamps; None for tz-aware or NaT."""
+    if not pd.api.types.is_datetime64_dtype(day.dtype) or getattr(day.dtype, "tz", None) is not None:
+        return None
+    values = day.to_numpy()
+    if np.isnat(values).any():
+        return None
+    return values.astype("datetime64[D]").astype(np.int64)
 
 
 def build_training_frame(builder: FeatureBuilder, df: pd.DataFrame) -> pd.DataFrame:

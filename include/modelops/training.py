@@ -69,8 +69,19 @@ def transform_target(y: np.ndarray, how: str) -> np.ndarray:
 
 
 def _n_jobs() -> int:
+    """Booster threads: ``$MODELOPS_TRAINING_THREADS``, else the CPU count (at most 4).
+
+    Set it when several training tasks share a worker's cores: OpenMP threads of two boosters
+    on the same cores spin against each other and can run many times slower than one thread each.
+    """
     import os
 
+    env = os.environ.get("MODELOPS_TRAINING_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise TrainingError(f"MODELOPS_TRAINING_THREADS must be a whole number, got {env!r}") from None
     return max(1, min(4, os.cpu_count() or 1))
 
 

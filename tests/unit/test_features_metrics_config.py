@@ -109,3 +109,107 @@ def test_model_uri_guard():
     for bad in ("models://other-profile@remote/m/1", "/tmp/model", "s3://bucket/model", "http://evil/m", "models:/m@prod;rm"):
         with pytest.raises(UntrustedModelURI):
             check_model_uri(bad)
+
+
+# -- the keyed lag/rolling path equals the MultiIndex formulation, value for value -------------
+
+def _messy_frame(rng, n_entities: int, days: int, string_entities: bool) -> pd.DataFrame:
+    """Gaps in the days, missing targets, duplicate (entity, day) rows, entities of either type."""
+    rows = []
+    for e in range(n_entities):
+        present = np.flatnonzero(rng.random(days) < 0.8)
+        for d in present:
+            rows.append({"date": pd.Timestamp("2025-01-01") + pd.Timedelta(days=int(d), hours=int(rng.integers(0, 24))),
+                         "store": f"s{e}" if string_entities else e,
+                         "sales": np.nan if rng.random() < 0.1 else float(rng.normal(100, 30)),
+                         "customers": int(rng.integers(0, 50)), "kind": "a"})
+    df = pd.DataFrame(rows)
+    dup = df.sample(frac=0.05, random_state=int(rng.integers(1 << 30)))
+    return pd.concat([df, dup.assign(sales=dup["sales"] + 1.0)], ignore_index=True).sample(frac=1.0, random_state=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("string_entities", [False, True])
+def test_keyed_target_history_equals_indexed(seed, string_entities):
+    rng = np.random.default_rng(seed)
+    train = _messy_frame(rng, 7, 60, string_entities)
+    b = FeatureBuilder(timestamp="date", entity="store", target="sales", numeric=["customers"], categorical=["kind"],
+                       horizon_days=3, target_lags=[1, 3, 10], target_rolling_windows=[2, 7, 30]).fit(train)
+    later = _messy_frame(rng, 9, 75, string_entities)  # overlaps the history, new entities, no target
+    cases = [(train, False), (train, True), (later, True), (later.drop(columns=["sales"]), True), (later.head(0), True)]
+    for frame, use_history in cases:
+        day = pd.to_datetime(frame["date"]).dt.normalize()
+        for dtype in (np.float32, np.float64):
+            fast = b._target_history_features(frame, day, use_history, dtype)
+            slow = b._target_history_features_indexed(frame, day, use_history, dtype)
+            assert fast.keys() == slow.keys()
+            for k in fast:
+                assert fast[k].dtype == slow[k].dtype, k
+                np.testing.assert_array_equal(fast[k], slow[k], err_msg=k)
+
+
+def test_keyed_target_history_equals_indexed_on_the_sample_data():
+    from datetime import date
+
+    from modelops.sample_data import generate_store_sales
+
+    df = generate_store_sales(date(2025, 1, 1), date(2025, 4, 1), n_stores=30, seed=4)
+    b = FeatureBuilder(timestamp="date", entity="store", target="sales", numeric=["customers"], categorical=[],
+                       horizon_days=7, target_lags=[7, 14, 28], target_rolling_windows=[7, 28]).fit(df)
+    future = generate_store_sales(date(2025, 4, 1), date(2025, 4, 20), n_stores=30, seed=4).drop(columns=["sales"])
+    for frame, use_history in ((df, False), (future, True)):
+        day = pd.to_datetime(frame["date"]).dt.normalize()
+        fast = b._target_history_features(frame, day, use_history, np.float32)
+        slow = b._target_history_features_indexed(frame, day, use_history, np.float32)
+        for k in fast:
+            np.testing.assert_array_equal(fast[k], slow[k], err_msg=k)
+        assert np.isfinite(fast["target_lag_7"]).any()
+
+
+def test_tz_aware_timestamps_take_the_indexed_path():
+    df = _frame()
+    df["date"] = df["date"].dt.tz_localize("UTC")
+    b = _builder().fit(df)
+    X = b.transform(df, use_history=False)
+    row = df.index[(df.store == 2) & (df.date == pd.Timestamp("2025-01-21", tz="UTC"))][0]
+    assert X.loc[row, "target_lag_7"] == 200 + 13
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["a", "b", None, "zzz", "a"], dtype="string"),
+    pd.Series(["a", "b", None, "zzz", "a"], dtype=object),
+    pd.Series([1, 2, 3, 2, 7], dtype="int64"),
+    pd.Series([1, None, 3, 2, 7], dtype="Int64"),
+    pd.Series([True, False, None, True], dtype="boolean"),
+    pd.Series([1.0, -0.0, 0.0, float("nan"), 2.5]),
+    pd.Series([1, 1.0, "1", None], dtype=object),
+    pd.Series([], dtype="string"),
+])
+def test_category_codes_equal_converting_every_value(values):
+    from modelops.features import _category_codes
+
+    vocab = ["0.0", "1", "1.0", "2", "3", "False", "True", "a", "b"]
+    expected = pd.Categorical(values.astype("string").astype(object), categories=vocab).codes.astype(np.int64)
+    np.testing.assert_array_equal(_category_codes(values, vocab), expected)
+    np.testing.assert_array_equal(_category_codes(values, []), np.full(len(values), -1))
+
+
+def test_transform_returns_one_block_in_feature_order():
+    df = _frame()
+    b = _builder().fit(df)
+    X = b.transform(df, use_history=False)
+    assert list(X.columns) == b.feature_names
+    assert (X.dtypes == np.float32).all()
+    assert X.index.equals(df.index)
+
+
+def test_training_threads_from_the_environment(monkeypatch):
+    from modelops.training import TrainingError, _n_jobs
+
+    monkeypatch.setenv("MODELOPS_TRAINING_THREADS", "1")
+    assert _n_jobs() == 1
+    monkeypatch.setenv("MODELOPS_TRAINING_THREADS", "many")
+    with pytest.raises(TrainingError, match="MODELOPS_TRAINING_THREADS"):
+        _n_jobs()
+    monkeypatch.delenv("MODELOPS_TRAINING_THREADS")
+    assert 1 <= _n_jobs() <= 4
