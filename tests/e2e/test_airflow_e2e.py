@@ -155,18 +155,33 @@ def test_retrain_approve_promote_and_drift_schedules_retrain(airflow):
 
     # run 1: trigger through the REST API, a non-approver is refused, the reviewer approves
     run1 = trigger("retrain_weekly", "2025-06-01", {"training_end": "2025-06-01", "note": "e2e"})
+    # a second, manual trigger while run 1 is in flight (a backfill or a UI click during the scheduled
+    # run): max_active_runs=1 keeps it queued until run 1 is done. Three trees per booster make it a
+    # model the gate rejects, so it never asks for approval.
+    weak = {"xgboost": {"n_estimators": 3}, "lightgbm": {"n_estimators": 3}}
+    run_b = trigger("retrain_weekly", "2025-06-02", {"training_end": "2025-06-01", "note": "manual during run 1",
+                                                      "hyperparameter_overrides": weak})
     def viewer_refused():
         out = approve_as("viewer", True, "me too")  # "no approval is waiting" until the run gets there
         return out if "HTTP 403" in out.stderr else None
 
     refused = _wait(viewer_refused, "the approval to wait (and refuse a viewer)", af)
     assert refused.returncode != 0
+    assert state("retrain_weekly", run1) == "running" and state("retrain_weekly", run_b) == "queued"
     out = approve_as("reviewer", True, "e2e approve")
     assert out.returncode == 0, out.stderr
     _wait(lambda: state("retrain_weekly", run1) in ("success", "failed"), "run 1 to finish", af)
     assert state("retrain_weekly", run1) == "success", af.logs()
     v1 = registry.alias_version(cfg.model_name, "production")
     assert v1 is not None and registry.get_version(cfg.model_name, v1).tags["approval.by"] == "reviewer"
+    # only now does the queued run start; the gate rejects its weak model and production stays v1
+    _wait(lambda: state("retrain_weekly", run_b) in ("success", "failed"), "the queued manual run", af)
+    assert state("retrain_weekly", run_b) == "success", af.logs()
+    first_b = min(r.start_date for r in ac.TaskInstanceApi(api).get_task_instances("retrain_weekly", run_b).task_instances
+                  if r.start_date)
+    assert first_b >= runs.get_dag_run("retrain_weekly", run1).end_date  # serialized, not overlapping
+    assert registry.alias_version(cfg.model_name, "production") == v1
+    assert registry.versions(cfg.model_name)[-1].tags["lifecycle"] == "rejected"
 
     # drift on a drifted day: the Asset event makes the scheduler start retrain_weekly by itself
     drift_run = trigger("drift_daily", "2025-11-20", {})
@@ -186,5 +201,5 @@ def test_retrain_approve_promote_and_drift_schedules_retrain(airflow):
     assert state("retrain_weekly", triggered.dag_run_id) == "success"
     assert registry.alias_version(cfg.model_name, "production") == v1  # rejection leaves production untouched
     versions = registry.versions(cfg.model_name)
-    assert len(versions) == 2 and versions[-1].tags["lifecycle"] == "rejected"
+    assert len(versions) == 3 and versions[-1].tags["lifecycle"] == "rejected"
     assert versions[-1].tags["modelops.training_window"].endswith("2025-11-20)")
