@@ -117,6 +117,10 @@ def main() -> int:
         dag_test("drift_daily", NORMAL_DAY)
         print("   " + modelops("status").stdout.splitlines()[-1])
 
+        say(f"batch_predict_daily on the same day: scores it with @production; the actuals are there, so it is judged")
+        dag_test("batch_predict_daily", NORMAL_DAY)
+        _print_monitoring()
+
         # retrain_weekly must be unpaused for the drift Asset event to queue a run (new DAGs start paused)
         run([AIRFLOW, "dags", "unpause", "retrain_weekly"], stdout=subprocess.DEVNULL)
         say(f"drift_daily on a drifted day ({DRIFT_DAY})")
@@ -128,6 +132,10 @@ def main() -> int:
                   "a running scheduler starts it now")
         if not queued:
             raise SystemExit("the drift Asset event did not queue retrain_weekly")
+
+        say(f"batch_predict_daily on the drifted day: v1 on drifted data is worse than its baseline -> degradation")
+        dag_test("batch_predict_daily", DRIFT_DAY)
+        _print_monitoring()
 
         say("That retrain, run through `airflow dags test` over the same window (the scheduler would start it from the event)")
         end = _next_day(DRIFT_DAY)
@@ -142,6 +150,9 @@ def main() -> int:
 
     say("Status of every model version")
     print(modelops("status").stdout)
+    report = home / "monitoring_report.html"
+    modelops("report", "--start", _prev_day(NORMAL_DAY), "--end", DRIFT_DAY, "--out", str(report))
+    print(f"Monitoring report (drift history, PSI heat map, predicted vs actual, metric over time): {report}")
     print(f"""
 Look around:
   make airflow-ui    # Airflow UI on {os.environ['AIRFLOW__API__BASE_URL']} (users in {os.environ.get('AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE')})
@@ -157,6 +168,20 @@ def _queued_events(dag_id: str) -> list[dict]:
 
     api = AirflowApi.login(user="admin")
     return list(api.request("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents").get("queued_events", []))
+
+
+def _print_monitoring() -> None:
+    """The status lines from the live-performance summary down."""
+    lines = modelops("status").stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("live ")), len(lines))
+    for line in lines[start:]:
+        print("   " + line)
+
+
+def _prev_day(day: str) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
 
 
 def _next_day(day: str) -> str:

@@ -106,7 +106,7 @@ def plot_metric(d: ReportData) -> str | None:
         c = _COLORS.get(str(role), "gray")
         vers = ", ".join(f"v{v}" for v in dict.fromkeys(grp["model_version"]))
         ax.plot(grp["logical_date"], grp["value"], "o", color=c, alpha=0.45, ms=4, label=f"{role} ({vers}) daily")
-        ax.plot(grp["logical_date"], grp["rolling_value"], "-", color=c, lw=2,
+        ax.plot(grp["logical_date"], grp["rolling_value"], ".-", color=c, lw=2, ms=5,
                 label=f"{role} rolling {d.cfg.monitoring.rolling_window_days} d")
     prod = perf[perf["model_role"] == PRODUCTION_ROLE]
     if prod["baseline"].notna().any():
@@ -157,9 +157,9 @@ def plot_predicted_vs_actual(d: ReportData) -> str | None:
     by_day = j.assign(day=j["logical_date"]).groupby(["day", "model_role"])
     agg = by_day.agg(pred=("prediction", "mean"), act=("actual", "mean")).reset_index()
     actual = agg.drop_duplicates("day")
-    ax.plot(actual["day"], actual["act"], "-", color="black", lw=2, label="actual (mean per row)")
+    ax.plot(actual["day"], actual["act"], ".-", color="black", lw=2, ms=5, label="actual (mean per row)")
     for role, grp in agg.groupby("model_role"):
-        ax.plot(grp["day"], grp["pred"], "--", color=_COLORS.get(str(role), "gray"), lw=1.6, label=f"{role} predicted")
+        ax.plot(grp["day"], grp["pred"], ".--", color=_COLORS.get(str(role), "gray"), lw=1.6, ms=5, label=f"{role} predicted")
     ax.set_title("daily mean: predicted vs actual")
     _date_axis(ax, d.start, d.end)
     ax.legend(fontsize=8)
@@ -185,7 +185,7 @@ def plot_drift_history(d: ReportData) -> str | None:
     cmap = plt.get_cmap("tab10")
     for i, (feat, grp) in enumerate(dr.groupby("feature", sort=True)):
         c = cmap(i % 10)
-        ax1.plot(grp["logical_date"], grp["psi"], "-", color=c, lw=1.6, label=str(feat))
+        ax1.plot(grp["logical_date"], grp["psi"], ".-", color=c, lw=1.6, ms=4, label=str(feat))
         hit = grp[grp["drifted"]]
         ax1.plot(hit["logical_date"], hit["psi"], "X", color=c, ms=8)
     thr = d.cfg.drift.psi_threshold
