@@ -106,7 +106,6 @@ def prepare(n: int) -> dict[str, Any]:
 
 def core(n: int) -> dict[str, Any]:
     import lightgbm  # noqa: F401 - warm imports, like the DAG child
-    import numpy as np
     import xgboost  # noqa: F401
 
     from modelops import metrics as M

@@ -165,7 +165,8 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
     hp, hp_tags = load_for_training(cfg, which, hp_overrides)
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
     parts = _load_split(features["features_path"], tt)
-    (X_tr, y_tr, _), (X_va, y_va, _), (X_te, _, y_te_raw) = parts["train"], parts["validation"], parts["test"]
+    X_tr, X_va = parts["train"][0], parts["validation"][0]
+    X_te, y_te_raw = parts["test"][0], parts["test"][2]
     builder = _read_pickle(features["builder_path"])
     model, info = fit_booster(cfg, which, parts, hp, builder.categorical_feature_names)
     inv = inverse_transform(tt)
@@ -222,7 +223,6 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
                    validation: dict[str, Any]) -> dict[str, Any]:
     """Weights (config or fitted on validation), one pyfunc with signature + example, lineage on the parent run."""
     import mlflow
-    import numpy as np
 
     from modelops import metrics as M
     from modelops import plots

@@ -16,6 +16,7 @@ from modelops.tracking import RunContext
 from tests.conftest import write_config
 from tests.integration.conftest import free_port
 from tests.integration.faultproxy import FaultProxy
+from tests.registry_helpers import approved_version, log_constant_model
 
 pytestmark = pytest.mark.integration
 
@@ -52,27 +53,16 @@ def logged_model(mlflow_server, s3_server):
     """A tiny pyfunc logged through the real server (artifacts proxied to S3)."""
     import os
 
-    import mlflow
-    from mlflow.pyfunc import PythonModel
-
-    class Const(PythonModel):
-        def predict(self, context, model_input, params=None):  # noqa: ARG002
-            return [1.0] * len(model_input)
-
     old = {k: os.environ.get(k) for k in [*s3_server["env"], "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"]}
     os.environ.update(s3_server["env"])
     try:
-        mlflow.set_tracking_uri(mlflow_server["uri"])
-        mlflow.set_experiment("faults")
-        with mlflow.start_run() as run:
-            info = mlflow.pyfunc.log_model(name="model", python_model=Const(), pip_requirements=["mlflow"])
+        return log_constant_model("faults", tracking_uri=mlflow_server["uri"])
     finally:
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    return info.model_uri, run.info.run_id
 
 
 def _cfg(tmp_path, name):
@@ -140,21 +130,14 @@ def test_staging_alias_fails_then_gate_retry_completes(via_proxy, logged_model, 
     assert lifecycle.gate(cfg, CTX, v, evaluation)["reused"]  # a third run reuses, decides nothing new
 
 
-def _promotable(name, logged_model, key, at):
-    uri, run_id = logged_model
-    mv, _ = registry.register_candidate(name, uri, run_id, key, {})
-    v = str(mv.version)
-    registry.apply_gate(name, v, registry.decide_gate("rmspe", 0.05, 0.1, False, None, None, 0.0))
-    registry.record_decision(name, v, True, "reviewer", at, "ok")
-    return v
 
 
 def test_promotion_with_5xx_after_alias_commit_and_server_unreachable(via_proxy, logged_model, tmp_path):
     name = f"fprom_{uuid.uuid4().hex[:6]}"
     cfg = _cfg(tmp_path, name)
-    v1 = _promotable(name, logged_model, "k/1", "2026-01-01T00:00:00+00:00")
+    v1 = approved_version(name, logged_model, "k/1", "2026-01-01T00:00:00+00:00")
     lifecycle.promote(cfg, v1, by="reviewer")
-    v2 = _promotable(name, logged_model, "k/2", "2026-01-02T00:00:00+00:00")
+    v2 = approved_version(name, logged_model, "k/2", "2026-01-02T00:00:00+00:00")
 
     # reading the current production answers 503: nothing may be decided on "no production"
     via_proxy.add("GET", "/registered-models/alias", "fail_before", times=1)

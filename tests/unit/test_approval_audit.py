@@ -16,6 +16,7 @@ import pytest
 
 from modelops import registry
 from tests.conftest import write_config
+from tests.registry_helpers import log_constant_model, staged_version
 
 
 class _TI:
@@ -30,28 +31,12 @@ class _TI:
 
 @pytest.fixture
 def staged(tmp_path, monkeypatch):
-    import mlflow
-    from mlflow.pyfunc import PythonModel
-
-    from modelops import settings
     from modelops.config import load_config
-
-    class Const(PythonModel):
-        def predict(self, context, model_input, params=None):  # noqa: ARG002
-            return [1.0] * len(model_input)
 
     name = f"audit_{uuid.uuid4().hex[:8]}"
     path = write_config(tmp_path, model_name=name, **{"mlflow.experiment": name})
     monkeypatch.setenv("MODELOPS_CONFIG", str(path))
-    registry.ensure_experiment(name)
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    mlflow.set_experiment(name)
-    with mlflow.start_run() as run:
-        info = mlflow.pyfunc.log_model(name="model", python_model=Const(), pip_requirements=["mlflow"])
-    mv, _ = registry.register_candidate(name, info.model_uri, run.info.run_id, "k/1", {})
-    v = str(mv.version)
-    registry.apply_gate(name, v, registry.decide_gate("rmspe", 0.05, 0.1, False, None, None, 0.0))
-    return load_config(path), v
+    return load_config(path), staged_version(name, log_constant_model(name), "k/1")
 
 
 def _event(user: str, approve: bool, comment: str, at: datetime):

@@ -7,9 +7,7 @@ import subprocess
 import sys
 import uuid
 
-import pytest
 
-from modelops import registry
 from modelops.__main__ import main
 
 

@@ -16,34 +16,14 @@ import uuid
 import pytest
 
 from modelops import locks, registry
+from tests.registry_helpers import approved_version, log_constant_model
 
 
 @pytest.fixture(scope="module")
 def model_uri():
-    import mlflow
-    from mlflow.pyfunc import PythonModel
-
-    from modelops import settings
-
-    class Const(PythonModel):
-        def predict(self, context, model_input, params=None):  # noqa: ARG002
-            return [1.0] * len(model_input)
-
-    registry.ensure_experiment("promotion-race")
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    mlflow.set_experiment("promotion-race")
-    with mlflow.start_run() as run:
-        info = mlflow.pyfunc.log_model(name="model", python_model=Const(), pip_requirements=["mlflow"])
-    return info.model_uri, run.info.run_id
+    return log_constant_model("promotion-race")
 
 
-def _approved(name, model_uri, key, at):
-    uri, run_id = model_uri
-    mv, _ = registry.register_candidate(name, uri, run_id, key, {})
-    v = str(mv.version)
-    registry.apply_gate(name, v, registry.decide_gate("rmspe", 0.05, 0.1, False, None, None, 0.0))
-    registry.record_decision(name, v, True, "reviewer", at, "ok")
-    return v
 
 
 def _wait(cond, what: str, deadline_s: float = 120) -> None:
@@ -60,10 +40,10 @@ def test_racing_promotions_end_with_the_later_approved_version(model_uri, monkey
     if db == "postgresql":
         monkeypatch.setenv("MODELOPS_DB_URL", request.getfixturevalue("pg_url"))
     name = f"race_{uuid.uuid4().hex[:8]}"
-    v1 = _approved(name, model_uri, "k/1", "2026-01-01T00:00:00+00:00")
+    v1 = approved_version(name, model_uri, "k/1", "2026-01-01T00:00:00+00:00")
     registry.promote(name, v1, by="reviewer")
-    v_early = _approved(name, model_uri, "k/2", "2026-01-02T10:00:00+00:00")
-    v_late = _approved(name, model_uri, "k/3", "2026-01-02T10:00:05+00:00")
+    v_early = approved_version(name, model_uri, "k/2", "2026-01-02T10:00:00+00:00")
+    v_late = approved_version(name, model_uri, "k/3", "2026-01-02T10:00:05+00:00")
     a_version, b_version = (v_early, v_late) if first == "earlier" else (v_late, v_early)
 
     from mlflow.tracking import MlflowClient

@@ -7,27 +7,12 @@ import uuid
 import pytest
 
 from modelops import registry
+from tests.registry_helpers import log_constant_model
 
 
 @pytest.fixture(scope="module")
 def model_uri():
-    import mlflow
-    from mlflow.pyfunc import PythonModel
-
-    class Const(PythonModel):
-        def predict(self, context, model_input, params=None):  # noqa: ARG002
-            return [1.0] * len(model_input)
-
-    from modelops import settings
-
-    exp_id = registry.ensure_experiment("registry-tests")
-
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    # experiment_id, not set_experiment(): a process-wide active experiment would break later
-    # fluent start_run(run_id=...) calls for runs of other experiments in the same session
-    with mlflow.start_run(experiment_id=exp_id) as run:
-        info = mlflow.pyfunc.log_model(name="model", python_model=Const(), pip_requirements=["mlflow"])
-    return info.model_uri, run.info.run_id
+    return log_constant_model("registry-tests")
 
 
 @pytest.fixture

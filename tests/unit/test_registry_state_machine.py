@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
 from modelops import registry
+from tests.registry_helpers import log_constant_model
 
 _MODEL_URI: tuple[str, str] | None = None
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -32,21 +33,7 @@ WRITES = ("set_model_version_tag", "set_registered_model_alias", "delete_registe
 def model_uri() -> tuple[str, str]:
     global _MODEL_URI
     if _MODEL_URI is None:
-        import mlflow
-        from mlflow.pyfunc import PythonModel
-
-        from modelops import settings as s
-
-        class Const(PythonModel):
-            def predict(self, context, model_input, params=None):  # noqa: ARG002
-                return [1.0] * len(model_input)
-
-        registry.ensure_experiment("registry-state-machine")
-        mlflow.set_tracking_uri(s.tracking_uri())
-        mlflow.set_experiment("registry-state-machine")
-        with mlflow.start_run() as run:
-            info = mlflow.pyfunc.log_model(name="model", python_model=Const(), pip_requirements=["mlflow"])
-        _MODEL_URI = (info.model_uri, run.info.run_id)
+        _MODEL_URI = log_constant_model("registry-state-machine")
     return _MODEL_URI
 
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from modelops import lifecycle, registry, storage, tracking
+from modelops import lifecycle, registry, storage
 from modelops.tracking import RunContext
 from tests.conftest import ROOT, write_config
+from tests.registry_helpers import approved_version, log_constant_model
 
 CTX = RunContext("retrain_weekly", "scheduled__2025-03-02", "2025-03-02T00:00:00+00:00", None, "2025-03-02T00:00:00+00:00")
 
@@ -78,30 +79,9 @@ def test_sigkill_mid_training_then_retry(problem, kill):
 
 @pytest.fixture(scope="module")
 def model_uri():
-    import mlflow
-    from mlflow.pyfunc import PythonModel
-
-    from modelops import settings
-
-    class Const(PythonModel):
-        def predict(self, context, model_input, params=None):  # noqa: ARG002
-            return [1.0] * len(model_input)
-
-    registry.ensure_experiment("killed-promotion")
-    mlflow.set_tracking_uri(settings.tracking_uri())
-    mlflow.set_experiment("killed-promotion")
-    with mlflow.start_run() as run:
-        info = mlflow.pyfunc.log_model(name="model", python_model=Const(), pip_requirements=["mlflow"])
-    return info.model_uri, run.info.run_id
+    return log_constant_model("killed-promotion")
 
 
-def _staged_and_approved(name: str, model_uri, key: str, at: str) -> str:
-    uri, run_id = model_uri
-    mv, _ = registry.register_candidate(name, uri, run_id, key, {})
-    v = str(mv.version)
-    registry.apply_gate(name, v, registry.decide_gate("rmspe", 0.05, 0.1, False, None, None, 0.0))
-    registry.record_decision(name, v, True, "reviewer", at, "ok")
-    return v
 
 
 # Kill points inside registry.promote(v2) with v1 in production: right after the alias move
@@ -113,9 +93,9 @@ KILL_POINTS = [("set_registered_model_alias", 1), ("set_model_version_tag", 8)]
 @pytest.mark.parametrize("method,after", KILL_POINTS, ids=[f"{m}#{n}" for m, n in KILL_POINTS])
 def test_sigkill_mid_promotion_then_retry(model_uri, method, after):
     name = f"killp_{uuid.uuid4().hex[:8]}"
-    v1 = _staged_and_approved(name, model_uri, "k/1", "2026-01-01T00:00:00+00:00")
+    v1 = approved_version(name, model_uri, "k/1", "2026-01-01T00:00:00+00:00")
     registry.promote(name, v1, by="reviewer")
-    v2 = _staged_and_approved(name, model_uri, "k/2", "2026-01-02T00:00:00+00:00")
+    v2 = approved_version(name, model_uri, "k/2", "2026-01-02T00:00:00+00:00")
 
     killed = run_step({"step": "promote", "kill": {"mlflow": method, "after": after}, "args": {"name": name, "version": v2}})
     assert killed.returncode == -9, killed.stderr[-2000:]
