@@ -222,7 +222,7 @@ def validate_frame(df: pd.DataFrame, cfg: ModelopsConfig, start: datetime | None
 
     ctx = _context()
     batch = (ctx.data_sources.add_pandas("modelops").add_dataframe_asset(cfg.model_name)
-             .add_batch_definition_whole_dataframe("window").get_batch(batch_parameters={"dataframe": df}))
+             .add_batch_definition_whole_dataframe("window").get_batch(batch_parameters={"dataframe": _gx_view(df)}))
     suite = ctx.suites.add(gx.ExpectationSuite(name=f"{cfg.model_name}_suite", expectations=_expectations(cfg, df, start, end)))
     res = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": cfg.validation.max_failure_examples})
     failures = [_describe(r, cfg.validation.max_failure_examples) for r in res.results if not r.success]
@@ -233,6 +233,29 @@ def validate_frame(df: pd.DataFrame, cfg: ModelopsConfig, start: datetime | None
     stats = dict(raw.get("statistics") or {})
     stats["evaluated_expectations"] = stats.get("evaluated_expectations", 0) + 1
     return ValidationResult(not failures, failures, stats, raw, title)
+
+
+def _gx_view(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the dtypes GX 1.x compares vectorized: datetime64[ns], int64 and float64.
+
+    GX's range check maps a Python function over every value of any other dtype: on the
+    datetime64[ms] timestamps pandas 3 reads from parquet that was 6 s of the 7 s the whole
+    suite took on 1M rows. Widening is exact (same instants, same numbers), so every rule
+    sees the values the data holds; columns that cannot widen (dates past 2262) stay as they are.
+    """
+    widened: dict[str, Any] = {}
+    for col in df.columns:
+        dt = df[col].dtype
+        try:
+            if pd.api.types.is_datetime64_dtype(dt) and dt != np.dtype("datetime64[ns]"):
+                widened[col] = df[col].astype("datetime64[ns]")
+            elif isinstance(dt, np.dtype) and dt.kind in "iu" and dt != np.dtype("int64") and (dt.kind == "i" or dt.itemsize < 8):
+                widened[col] = df[col].astype("int64")
+            elif isinstance(dt, np.dtype) and dt.kind == "f" and dt != np.dtype("float64"):
+                widened[col] = df[col].astype("float64")
+        except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+            continue
+    return df.assign(**widened) if widened else df
 
 
 def _infinite_failures(df: pd.DataFrame, cfg: ModelopsConfig, already: list[dict[str, Any]]) -> list[dict[str, Any]]:

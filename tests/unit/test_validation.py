@@ -100,3 +100,24 @@ def test_timestamp_outside_interval(cfg, clean):
 def test_duplicated_keys(cfg, clean):
     _fails(cfg, pd.concat([clean, clean.head(2)], ignore_index=True), "expect_compound_columns_to_be_unique on store, date",
            "one row per entity and timestamp")
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+def test_narrow_dtypes_get_the_same_rules(cfg, clean, unit):
+    """Parquet hands pandas 3 datetime64[ms]/[us], int32 and float32 columns: GX is given widened
+    copies (its vectorized path), and every rule still sees the values the data holds."""
+    narrow = clean.astype({"date": f"datetime64[{unit}]", "customers": "int32", "competition_distance": "float32"})
+    assert validate_frame(narrow, cfg, START, END).success
+    late = narrow.copy()
+    late.loc[2, "date"] = pd.Timestamp("2025-03-08")  # the end is exclusive
+    _fails(cfg, late, "expect_column_values_to_be_between on date", "2025-03-08")
+    early = narrow.copy()
+    early.loc[3, "date"] = pd.Timestamp("2025-02-28 23:59:59")
+    _fails(cfg, early, "expect_column_values_to_be_between on date", "2025-02-28T23:59:59")
+    big = narrow.copy()
+    big.loc[0, "customers"] = 25_000
+    big.loc[1, "competition_distance"] = np.float32(-1.5)
+    text = _fails(cfg, big, "expect_column_values_to_be_between on customers", "examples [25000]",
+                  "expect_column_values_to_be_between on competition_distance", "examples [-1.5]")
+    assert "date" not in text.split("failed for", 1)[1].split("\n", 1)[1], "the widened timestamp must not fail"
+    assert narrow["date"].dtype == f"datetime64[{unit}]", "the caller's frame is left as it was"
