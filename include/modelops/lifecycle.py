@@ -80,24 +80,46 @@ def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[
     from modelops.features import FeatureBuilder
     from modelops.training import time_split
 
+    import numpy as np
+
     raw = storage.read_frame(raw_path)
     ts, ent = cfg.data.timestamp_column, cfg.data.entity_column
-    raw = raw.sort_values([ts, ent], kind="stable").reset_index(drop=True)
+    rdir = run_dir(cfg, ctx)
+    sorted_path = raw_path
+    if not _is_sorted(raw, ts, ent):  # the validated snapshot is usually in order already: no second copy then
+        raw = raw.sort_values([ts, ent], kind="stable").reset_index(drop=True)
+        sorted_path = storage.write_frame(raw, storage.join(rdir, "raw_sorted.parquet"))
     tr, va, te, bounds = time_split(raw, ts, cfg.training.split.train, cfg.training.split.validation)
     builder = FeatureBuilder.from_config(cfg).fit(raw)
     X = builder.transform(raw, use_history=False)
-    X["_split"] = "train"
-    X.loc[va, "_split"] = "validation"
-    X.loc[te, "_split"] = "test"
+    # Splits as int8 codes (0 train, 1 validation, 2 test): in time order they are three row ranges.
+    X["_split"] = (va.astype(np.int8) + 2 * te.astype(np.int8))
     X["_target"] = raw[cfg.data.target_column].astype("float64").to_numpy()
-    rdir = run_dir(cfg, ctx)
-    storage.write_frame(raw, storage.join(rdir, "raw_sorted.parquet"))
     storage.write_frame(X, storage.join(rdir, "features.parquet"))
     _write_pickle(storage.join(rdir, "feature_builder.pkl"), builder)
     log.info("built %d features for %d rows; split %s", len(builder.feature_names), len(X), bounds.to_dict())
-    return {"features_path": storage.join(rdir, "features.parquet"), "raw_sorted_path": storage.join(rdir, "raw_sorted.parquet"),
+    return {"features_path": storage.join(rdir, "features.parquet"), "raw_sorted_path": sorted_path,
             "builder_path": storage.join(rdir, "feature_builder.pkl"), "split": bounds.to_dict(),
             "n_features": len(builder.feature_names)}
+
+
+def _is_sorted(df: Any, ts: str, ent: str) -> bool:
+    """Ordered by (timestamp, entity): what a stable sort on both would leave unchanged."""
+    import numpy as np
+
+    if len(df) < 2 or not df.index.equals(__import__("pandas").RangeIndex(len(df))):
+        return len(df) < 2
+    t = df[ts]
+    if t.isna().any() or df[ent].isna().any() or not t.is_monotonic_increasing:
+        return False
+    same = (t.to_numpy()[1:] == t.to_numpy()[:-1])
+    if not same.any():
+        return True
+    e = df[ent].to_numpy()
+    try:
+        return bool(np.all(e[1:][same] >= e[:-1][same]))
+    except TypeError:  # mixed entity types: let the sort decide
+        return False
 
 
 def _active_hyperparameters_path(cfg: ModelopsConfig) -> str:
@@ -117,16 +139,51 @@ def _read_pickle(path: str) -> Any:
         return pickle.load(fh)  # noqa: S301 - our own run-scoped file
 
 
+SPLITS = ("train", "validation", "test")
+
+
 def _load_split(features_path: str, target_transform: str):
+    """name -> (X, y on the training scale, y in target units); row ranges of one frame, not copies."""
+    import numpy as np
+
     from modelops.training import transform_target
 
     X = storage.read_frame(features_path)
+    codes = X.pop("_split").to_numpy()
+    if codes.dtype.kind in "OUT" or not np.issubdtype(codes.dtype, np.integer):  # files written before the int8 codes
+        codes = np.select([codes == "validation", codes == "test"], [1, 2], 0)
+    target = X.pop("_target").to_numpy()
+    contiguous = bool(np.all(np.diff(codes) >= 0))
     parts = {}
-    for name in ("train", "validation", "test"):
-        m = X["_split"] == name
-        y = X.loc[m, "_target"].to_numpy()
-        parts[name] = (X.loc[m].drop(columns=["_split", "_target"]), transform_target(y, target_transform), y)
+    for i, name in enumerate(SPLITS):
+        if contiguous:
+            a, b = np.searchsorted(codes, i, "left"), np.searchsorted(codes, i, "right")
+            Xs, y = X.iloc[a:b], target[a:b]
+        else:
+            m = codes == i
+            Xs, y = X.loc[m], target[m]
+        parts[name] = (Xs, transform_target(y, target_transform), y)
     return parts
+
+
+def _write_array(path: str, values: Any) -> None:
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(values), allow_pickle=False)
+    storage.write_bytes(path, buf.getvalue())
+
+
+def _read_array(path: str) -> Any:
+    import io
+
+    import fsspec
+    import numpy as np
+
+    with fsspec.open(path, "rb") as fh:
+        return np.load(io.BytesIO(fh.read()), allow_pickle=False)
 
 
 # -- 3. train -------------------------------------------------------------------------------
@@ -165,13 +222,15 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
     hp, hp_tags = load_for_training(cfg, which, hp_overrides)
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
     parts = _load_split(features["features_path"], tt)
-    X_tr, X_va = parts["train"][0], parts["validation"][0]
-    X_te, y_te_raw = parts["test"][0], parts["test"][2]
+    X_va = parts["validation"][0]
     builder = _read_pickle(features["builder_path"])
     model, info = fit_booster(cfg, which, parts, hp, builder.categorical_feature_names)
     inv = inverse_transform(tt)
-    test_metrics = M.compute(cfg.task, y_te_raw, inv(predict_raw(model, X_te, cfg.task)), cfg.evaluation.decision_threshold)
-    val_metrics = M.compute(cfg.task, parts["validation"][2], inv(predict_raw(model, X_va, cfg.task)), cfg.evaluation.decision_threshold)
+    # Validation predictions are kept for the ensemble weights; test metrics come from build_ensemble,
+    # which scores the test window once for both boosters and the ensemble.
+    pred_va = predict_raw(model, X_va, cfg.task)
+    val_metrics = M.compute(cfg.task, parts["validation"][2], inv(pred_va), cfg.evaluation.decision_threshold)
+    del parts, X_va
 
     parent = parent_run(cfg, ctx)
     child = tracking.get_or_create_run(cfg.mlflow.experiment, ctx, f"train_{which}", which, parent_run_id=parent)
@@ -182,7 +241,6 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
     c = registry.client()
     for k, v in hp_tags.items():  # where these parameters came from (study, trial, MLflow run)
         c.set_tag(child, k, v)
-    tracking.log_metrics(child, {f"test_{k}": v for k, v in test_metrics.items()})
     tracking.log_metrics(child, {f"validation_{k}": v for k, v in val_metrics.items()})
     curve = info.get("validation_curve") or []
     if curve:
@@ -191,32 +249,49 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
         batch = [Metric("validation_curve", float(v), 0, i) for i, v in enumerate(curve)]
         for i in range(0, len(batch), 900):
             c.log_batch(child, metrics=batch[i:i + 900])
-    imp = feature_importance(model, list(X_tr.columns))
+    imp = feature_importance(model, list(builder.feature_names))
     plots.log_feature_importance(child, imp, f"{which} feature importance")
     tracking.finish_run(child)
     path = storage.join(run_dir(cfg, ctx), f"model_{which}.pkl")
+    pred_path = storage.join(run_dir(cfg, ctx), f"validation_predictions_{which}.npy")
+    _write_array(pred_path, pred_va)
     _write_pickle(path, model)
-    log.info("%s: best iteration %s, test %s", which, info["best_iteration"], {k: round(v, 5) for k, v in test_metrics.items()})
+    log.info("%s: best iteration %s, validation %s", which, info["best_iteration"], {k: round(v, 5) for k, v in val_metrics.items()})
     return {"model_path": path, "mlflow_run_id": child, "best_iteration": info["best_iteration"],
-            "test_metrics": test_metrics, "validation_metrics": val_metrics}
+            "validation_predictions_path": pred_path, "validation_metrics": val_metrics}
 
 
 # -- 4. ensemble ----------------------------------------------------------------------------
+
+def _scoring_context(model: Any, raw: Any, cfg: ModelopsConfig, mask: Any) -> tuple[Any, Any]:
+    """Rows to feed the model for the rows under ``mask``: them and the days before them its lags reach."""
+    import pandas as pd
+
+    ts = cfg.data.timestamp_column
+    first = raw.loc[mask, ts].min()
+    ctx_days = getattr(getattr(model, "builder", None), "history_days", 0)
+    keep = (raw[ts] >= first - pd.Timedelta(days=ctx_days)).to_numpy()
+    return raw.loc[keep], mask[keep]
+
 
 def score_window(model: Any, raw: Any, cfg: ModelopsConfig, mask: Any) -> Any:
     """Predict rows under ``mask`` with the rows before them as context (their actuals feed the lags)."""
     import numpy as np
 
-    ts = cfg.data.timestamp_column
     if not mask.any():
         return np.array([])
-    first = raw.loc[mask, ts].min()
-    ctx_days = getattr(getattr(model, "builder", None), "history_days", 0)
-    keep = (raw[ts] >= first - __import__("pandas").Timedelta(days=ctx_days)).to_numpy()
-    sub = raw.loc[keep]
-    pred = model.predict_frame(sub)
-    sel = mask[keep]
-    return pred[sel]
+    sub, sel = _scoring_context(model, raw, cfg, mask)
+    return model.predict_frame(sub)[sel]
+
+
+def score_window_components(model: Any, raw: Any, cfg: ModelopsConfig, mask: Any) -> dict[str, Any]:
+    """Like :func:`score_window`, each booster's raw output apart (one feature build for all three scores)."""
+    import numpy as np
+
+    if not mask.any():
+        return {"xgboost": np.array([]), "lightgbm": np.array([])}
+    sub, sel = _scoring_context(model, raw, cfg, mask)
+    return {k: v[sel] for k, v in model.component_predictions(sub).items()}
 
 
 def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any], xgb: dict[str, Any], lgbm: dict[str, Any],
@@ -227,7 +302,7 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
     from modelops import metrics as M
     from modelops import plots
     from modelops.drift import ReferenceProfile
-    from modelops.ensemble import EnsembleModel, code_path, predict_raw
+    from modelops.ensemble import EnsembleModel, code_path
     from modelops.training import fit_weights
 
     parent = parent_run(cfg, ctx)
@@ -243,24 +318,28 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
     m_x, m_l = _read_pickle(xgb["model_path"]), _read_pickle(lgbm["model_path"])
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
     model = EnsembleModel(builder, m_x, m_l, dict(cfg.training.ensemble.weights), cfg.task, tt)
-    parts = _load_split(features["features_path"], tt)
-    X_va, _, y_va = parts["validation"]
-    if cfg.training.ensemble.fit_on_validation:
-        weights = fit_weights(predict_raw(m_x, X_va, cfg.task), predict_raw(m_l, X_va, cfg.task), y_va, cfg.task,
-                              cfg.evaluation.metric, cfg.greater_is_better, model.inverse)
-        model = EnsembleModel(builder, m_x, m_l, weights, cfg.task, tt)
-    weights = model.weights
-
     raw = storage.read_frame(features["raw_sorted_path"])
     split = features["split"]
     ts = cfg.data.timestamp_column
     test_mask = (raw[ts] >= split["test_start"]).to_numpy()
+    train_mask = (raw[ts] < split["validation_start"]).to_numpy()
+    val_mask = ~train_mask & ~test_mask
+    if cfg.training.ensemble.fit_on_validation:
+        # the boosters' validation outputs as their training tasks computed them
+        y_va = raw.loc[val_mask, cfg.data.target_column].to_numpy(dtype="float64")
+        weights = fit_weights(_read_array(xgb["validation_predictions_path"]), _read_array(lgbm["validation_predictions_path"]),
+                              y_va, cfg.task, cfg.evaluation.metric, cfg.greater_is_better, model.inverse)
+        model = EnsembleModel(builder, m_x, m_l, weights, cfg.task, tt)
+    weights = model.weights
+
     y_te = raw.loc[test_mask, cfg.data.target_column].to_numpy(dtype="float64")
-    pred = score_window(model, raw, cfg, test_mask)
-    test_metrics = M.compute(cfg.task, y_te, pred, cfg.evaluation.decision_threshold)
+    components = score_window_components(model, raw, cfg, test_mask)
+    pred = model.combine(components)
+    thr = cfg.evaluation.decision_threshold
+    test_metrics = M.compute(cfg.task, y_te, pred, thr)
+    booster_test = {name: M.compute(cfg.task, y_te, model.inverse(components[name]), thr) for name in ("xgboost", "lightgbm")}
 
     # Lineage and inputs -------------------------------------------------------------
-    train_mask = (raw[ts] < split["validation_start"]).to_numpy()
     sign = _signature(cfg, raw)
     example = raw.drop(columns=[cfg.data.target_column]).head(5)
     tracking.log_params(parent, {"ensemble_weights": weights, "fit_weights_on_validation": cfg.training.ensemble.fit_on_validation,
@@ -269,7 +348,8 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
                                  "threshold": cfg.evaluation.threshold})
     tracking.log_metrics(parent, {f"test_{k}": v for k, v in test_metrics.items()})
     for name, res in (("xgboost", xgb), ("lightgbm", lgbm)):
-        tracking.log_metrics(parent, {f"{name}_test_{k}": v for k, v in res["test_metrics"].items()})
+        tracking.log_metrics(parent, {f"{name}_test_{k}": v for k, v in booster_test[name].items()})
+        tracking.log_metrics(res["mlflow_run_id"], {f"test_{k}": v for k, v in booster_test[name].items()})
     tracking.log_metrics(parent, {"rows_total": len(raw), "rows_train": split["train_rows"], "rows_validation": split["validation_rows"],
                                   "rows_test": split["test_rows"]})
     lineage = {**ctx.lineage_tags(), "modelops.config_hash": cfg.config_hash, "modelops.data_fingerprint": validation["fingerprint"],
@@ -280,9 +360,10 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
     tracking.log_json(parent, {"config_source": cfg.source_path, "config": cfg.model_dump(mode="json")}, "config/config.json")
 
     with registry.fluent(c.get_run(parent).info.experiment_id).start_run(run_id=parent):
-        for name, mask in (("train", train_mask), ("validation", (~train_mask) & (~test_mask)), ("test", test_mask)):
-            ds = mlflow.data.from_pandas(raw.loc[mask], source=cfg.data.path, targets=cfg.data.target_column,
-                                         name=f"{cfg.model_name}-{name}")
+        schema = _frame_schema(raw)
+        for name, mask in (("train", train_mask), ("validation", val_mask), ("test", test_mask)):
+            ds = _dataset(raw, mask, schema, source=cfg.data.path, targets=cfg.data.target_column, name=f"{cfg.model_name}-{name}",
+                          digest=_json_digest([validation["fingerprint"], name, split]))
             mlflow.log_input(ds, context=name, tags={"rows": str(int(mask.sum())), "fingerprint": validation["fingerprint"]})
         info = mlflow.pyfunc.log_model(
             name="model", python_model=model, code_paths=[code_path()], signature=sign, input_example=example,
@@ -292,12 +373,53 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
     profile = ReferenceProfile.from_frame(raw.loc[train_mask], list(cfg.features.numeric), list(cfg.features.categorical), cfg.drift.psi_bins)
     _log_profile(parent, profile)
     if cfg.task == "regression":
-        plots.log_residuals(parent, y_te, pred, f"{cfg.model_name} test residuals")
+        plots.log_residuals(parent, y_te, pred, f"{cfg.model_name} test residuals", seed=cfg.training.seed)
     else:
         plots.log_confusion_matrix(parent, y_te, pred, cfg.evaluation.decision_threshold, f"{cfg.model_name} test confusion matrix")
     c.set_tag(parent, "modelops.model_uri", info.model_uri)
     log.info("ensemble weights %s, test %s -> %s", weights, {k: round(v, 5) for k, v in test_metrics.items()}, info.model_uri)
     return {"model_uri": info.model_uri, "mlflow_run_id": parent, "test_metrics": test_metrics, "weights": weights}
+
+
+def _frame_schema(df: Any) -> Any:
+    """MLflow schema from the dtypes alone.
+
+    ``PandasDataset.schema`` infers it by visiting every value in Python: 10 s of the
+    ensemble step at 1M rows, for what the dtypes already say.
+    """
+    import pandas as pd
+    from mlflow.types.schema import ColSpec, Schema
+
+    def kind(s: pd.Series) -> str:
+        if pd.api.types.is_bool_dtype(s):
+            return "boolean"
+        if pd.api.types.is_datetime64_any_dtype(s):
+            return "datetime"
+        if pd.api.types.is_integer_dtype(s):
+            return "long"
+        if pd.api.types.is_float_dtype(s):
+            return "double"
+        return "string"
+
+    return Schema([ColSpec(kind(df[c]), str(c), required=not bool(df[c].isna().any())) for c in df.columns])
+
+
+def _dataset(raw: Any, mask: Any, schema: Any, **kwargs: Any) -> Any:
+    """A ``PandasDataset`` of the rows under ``mask`` with a known schema and digest (nothing re-scanned)."""
+    import numpy as np
+    from mlflow.data.pandas_dataset import from_pandas
+
+    idx = np.flatnonzero(mask)
+    rows = raw.iloc[idx[0]:idx[-1] + 1] if len(idx) and idx[-1] - idx[0] + 1 == len(idx) else raw.loc[mask]
+    ds = from_pandas(rows, **kwargs)
+    ds.__dict__["schema"] = schema  # fills the cached_property, so to_dict() does not infer it again
+    return ds
+
+
+def _json_digest(obj: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(_json(obj).encode()).hexdigest()[:16]
 
 
 def _json(obj: Any) -> str:

@@ -41,16 +41,22 @@ def log_feature_importance(run_id: str, importance: Any, title: str, top: int = 
     _log_fig(run_id, fig, "plots", "feature_importance.png")
 
 
-def log_residuals(run_id: str, y: np.ndarray, pred: np.ndarray, title: str) -> None:
+def log_residuals(run_id: str, y: np.ndarray, pred: np.ndarray, title: str, max_points: int = 20_000, seed: int = 0) -> None:
+    """Scatter of a seeded sample of at most ``max_points`` (a PNG shows no more; drawing 1M costs seconds),
+    histogram of all residuals."""
     plt = _plt()
     y, pred = np.asarray(y, float), np.asarray(pred, float)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    axes[0].scatter(y, pred, s=4, alpha=0.35)
+    pick = np.sort(np.random.default_rng(seed).choice(len(y), max_points, replace=False)) if len(y) > max_points else slice(None)
+    axes[0].scatter(y[pick], pred[pick], s=4, alpha=0.35)
+    if len(y) > max_points:
+        axes[0].set_title(f"predicted vs actual ({max_points:,} of {len(y):,} rows)")
     lo, hi = float(np.nanmin([y.min(), pred.min()])), float(np.nanmax([y.max(), pred.max()]))
     axes[0].plot([lo, hi], [lo, hi], color="black", lw=1)
     axes[0].set_xlabel("actual")
     axes[0].set_ylabel("predicted")
-    axes[0].set_title("predicted vs actual")
+    if len(y) <= max_points:
+        axes[0].set_title("predicted vs actual")
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(y != 0, (pred - y) / y, np.nan)
     axes[1].hist(pct[np.isfinite(pct)], bins=60, color="#d8893b")

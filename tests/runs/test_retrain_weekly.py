@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from modelops import registry
@@ -56,6 +58,18 @@ def test_happy_path_then_rerun_reuses_the_version(api_app, problem):
     run = registry.client().get_run(v.run_id)
     assert {"test_rmspe", "test_mape", "test_rmse", "test_r2", "xgboost_test_rmspe", "lightgbm_test_rmspe"} <= set(run.data.metrics)
     assert run.inputs.dataset_inputs and {d.dataset.name.rsplit("-", 1)[1] for d in run.inputs.dataset_inputs} == {"train", "validation", "test"}
+    for d in run.inputs.dataset_inputs:  # schema from the dtypes, digest from the data fingerprint and the split
+        cols = {c["name"]: c["type"] for c in json.loads(d.dataset.schema)["mlflow_colspec"]}
+        assert cols["date"] == "datetime" and cols["sales"] == "double" and cols["store_type"] == "string", cols
+        assert json.loads(d.dataset.profile)["num_rows"] == int({t.key: t.value for t in d.tags}["rows"]) > 0
+    assert len({d.dataset.digest for d in run.inputs.dataset_inputs}) == 3
+    # each booster's child run: validation metrics from its task, test metrics from the one scoring of the test window
+    children = registry.client().search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{v.run_id}'")
+    boosters = {c.data.tags.get("mlflow.runName"): c for c in children}
+    for name in ("xgboost", "lightgbm"):
+        m = boosters[name].data.metrics
+        assert {"validation_rmspe", "test_rmspe"} <= set(m), m
+        assert m["test_rmspe"] == run.data.metrics[f"{name}_test_rmspe"]
     arts = {a.path for a in registry.client().list_artifacts(v.run_id)}
     assert {"plots", "drift_reference", "validation", "config"} <= arts
 
