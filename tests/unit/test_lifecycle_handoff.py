@@ -57,3 +57,43 @@ def test_load_split_falls_back_to_masks_when_rows_interleave(tmp_path):
     X["_target"] = np.arange(6, dtype=float)
     parts = lifecycle._load_split(storage.write_frame(X, str(tmp_path / "f.parquet")), "none")
     assert parts["train"][0]["a"].tolist() == [0, 2] and parts["validation"][2].tolist() == [1, 4] and parts["test"][2].tolist() == [3, 5]
+
+
+def _window_cfg(tmp_path):
+    from modelops.config import load_config
+
+    cfg = load_config()
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(tmp_path / "data")})})
+
+
+def test_read_window_reads_like_pandas_concat(tmp_path):
+    """Arrow's one-pass read gives what concatenating each day's ``pd.read_parquet`` gave, dtypes included,
+    also when the days disagree (a column int one day and float the next, a column only some days have)."""
+    from datetime import date
+
+    cfg = _window_cfg(tmp_path)
+    base = pd.DataFrame({"date": pd.to_datetime(["2025-01-01"] * 3), "store": [1, 2, 3], "sales": [1.0, 2.0, np.nan],
+                         "store_type": ["a", None, "c"], "customers": [5, 6, 7]})
+    day2 = base.assign(date=pd.Timestamp("2025-01-02"), customers=[1.5, np.nan, 3.0])  # int64 -> float64
+    day3 = base.assign(date=pd.Timestamp("2025-01-03"), extra=["x", "y", "z"])
+    frames = [base, day2, day3]
+    paths = [storage.write_partition(f, cfg.data.path, "date", d) for f, d in zip(frames, [date(2025, 1, i) for i in (1, 2, 3)])]
+    got = storage.read_window(cfg, date(2025, 1, 1), date(2025, 1, 4))
+    want = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    pd.testing.assert_frame_equal(got, want)
+    # a column whose type cannot be unified (text one day, numbers another) still reads, as pandas would
+    storage.write_partition(base.assign(date=pd.Timestamp("2025-01-04"), store=["s1", "s2", "s3"]), cfg.data.path, "date", date(2025, 1, 4))
+    mixed = storage.read_window(cfg, date(2025, 1, 3), date(2025, 1, 5))
+    assert mixed["store"].tolist() == [1, 2, 3, "s1", "s2", "s3"]
+
+
+def test_read_window_names_a_corrupt_file(tmp_path):
+    from datetime import date
+
+    cfg = _window_cfg(tmp_path)
+    storage.write_partition(pd.DataFrame({"date": pd.to_datetime(["2025-01-01"]), "store": [1]}), cfg.data.path, "date", date(2025, 1, 1))
+    bad = storage.write_partition(pd.DataFrame({"date": pd.to_datetime(["2025-01-02"]), "store": [1]}), cfg.data.path, "date", date(2025, 1, 2))
+    with open(bad, "wb") as fh:
+        fh.write(b"PAR1 not really")
+    with pytest.raises(storage.DataError, match=r"part-0\.parquet: cannot read as parquet"):
+        storage.read_window(cfg, date(2025, 1, 1), date(2025, 1, 3))

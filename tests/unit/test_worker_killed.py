@@ -74,7 +74,7 @@ def test_sigkill_mid_training_then_retry(problem, kill):
     runs = _train_runs(cfg)
     assert len(runs) == 1, [r.info.run_id for r in runs]  # the retry reused the killed try's run
     assert runs[0].info.run_id == out["mlflow_run_id"] and runs[0].info.status == "FINISHED"
-    assert {"test_rmspe", "validation_rmspe"} <= set(runs[0].data.metrics)
+    assert "validation_rmspe" in runs[0].data.metrics  # its test metrics are logged later, by build_ensemble
 
 
 @pytest.fixture(scope="module")
