@@ -12,7 +12,7 @@ forecast for the days after training still sees the lags it was trained with.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -108,35 +108,36 @@ class FeatureBuilder:
         False because the training frame already holds its own past.
         """
         dtype = np.float32 if self.float32 else np.float64
-        out: dict[str, np.ndarray] = {}
-        for c in self.numeric:
-            out[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=dtype, na_value=np.nan)
-        for c in self.categorical:
-            codes = _category_codes(df[c], self.categories.get(c, [])).astype(dtype)
-            codes[codes < 0] = np.nan  # unseen or missing category -> missing, handled by the boosters
-            out[f"{c}_code"] = codes
-        if self.entity_as_feature:
-            out["entity_code"] = pd.to_numeric(df[self.entity], errors="coerce").to_numpy(dtype=dtype, na_value=np.nan) \
-                if pd.api.types.is_numeric_dtype(df[self.entity]) else pd.util.hash_array(df[self.entity].astype(str).to_numpy()).astype(dtype) % 100003
-        ts = pd.to_datetime(df[self.timestamp])
-        if self.calendar:
-            iso = ts.dt.isocalendar()
-            out["cal_dayofweek"] = ts.dt.dayofweek.to_numpy(dtype=dtype)
-            out["cal_day"] = ts.dt.day.to_numpy(dtype=dtype)
-            out["cal_month"] = ts.dt.month.to_numpy(dtype=dtype)
-            out["cal_weekofyear"] = iso["week"].to_numpy(dtype=dtype)
-            out["cal_dayofyear"] = ts.dt.dayofyear.to_numpy(dtype=dtype)
-            out["cal_year"] = ts.dt.year.to_numpy(dtype=dtype)
-            out["cal_is_month_start"] = ts.dt.is_month_start.to_numpy(dtype=dtype)
-            out["cal_is_month_end"] = ts.dt.is_month_end.to_numpy(dtype=dtype)
-        if self.uses_target_history:
-            out.update(self._target_history_features(df, ts.dt.normalize(), use_history, dtype))
-        # One (features x rows) block filled column by column: the frame wraps it without the copy
-        # that consolidating a dict of columns (and reordering them) would make.
+        # One (features x rows) block, each feature written into its row as soon as it is computed:
+        # the frame wraps it as is, and no second full set of columns ever exists.
         names = self.feature_names
         block = np.empty((len(names), len(df)), dtype=dtype)
-        for i, name in enumerate(names):
-            block[i] = out.pop(name)
+        row = {name: i for i, name in enumerate(names)}
+
+        def put(name: str, values: Any) -> None:
+            block[row[name]] = values
+
+        for c in self.numeric:
+            put(c, pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=dtype, na_value=np.nan))
+        for c in self.categorical:
+            codes = _category_codes(df[c], self.categories.get(c, []))
+            put(f"{c}_code", np.where(codes < 0, np.nan, codes))  # unseen or missing category -> missing, handled by the boosters
+        if self.entity_as_feature:
+            put("entity_code", pd.to_numeric(df[self.entity], errors="coerce").to_numpy(dtype=dtype, na_value=np.nan)
+                if pd.api.types.is_numeric_dtype(df[self.entity]) else pd.util.hash_array(df[self.entity].astype(str).to_numpy()).astype(dtype) % 100003)
+        ts = pd.to_datetime(df[self.timestamp])
+        if self.calendar:
+            put("cal_dayofweek", ts.dt.dayofweek.to_numpy())
+            put("cal_day", ts.dt.day.to_numpy())
+            put("cal_month", ts.dt.month.to_numpy())
+            put("cal_weekofyear", ts.dt.isocalendar()["week"].to_numpy(dtype=dtype))
+            put("cal_dayofyear", ts.dt.dayofyear.to_numpy())
+            put("cal_year", ts.dt.year.to_numpy())
+            put("cal_is_month_start", ts.dt.is_month_start.to_numpy())
+            put("cal_is_month_end", ts.dt.is_month_end.to_numpy())
+        if self.uses_target_history:
+            for name, values in self._target_history_features(df, ts.dt.normalize(), use_history, dtype).items():
+                put(name, values)
         return pd.DataFrame(block.T, index=df.index, columns=names, copy=False)
 
     def _known_actuals(self, df: pd.DataFrame, day: pd.Series, use_history: bool) -> pd.DataFrame:
@@ -171,41 +172,54 @@ class FeatureBuilder:
         names = [f"target_lag_{k}" for k in self.target_lags] + [f"target_roll_mean_{w}" for w in self.target_rolling_windows]
         if not len(known) or n == 0:
             return {name: np.full(n, np.nan, dtype=dtype) for name in names}
-        entities = pd.Index(known[self.entity].to_numpy()).unique()
-        kcode = entities.get_indexer(known[self.entity].to_numpy()).astype(np.int64)
-        rcode = entities.get_indexer(rows_ent.to_numpy()).astype(np.int64)  # -1: no actuals for this entity
+        # Temporaries are row-sized int64 arrays: each is dropped as soon as it is used, which keeps
+        # this step's peak at a few of them instead of all ~20 (it was most of transform's peak).
+        n_entities, kcode, rcode = _entity_codes(known[self.entity].to_numpy(), rows_ent.to_numpy())  # rcode -1: no actuals
         d0, d1 = int(kdays.min()), int(max(kdays.max(), rdays.max()))
         span = d1 - d0 + 1
         # one actual per entity and day, the last one wins (history first, then the input)
         key = kcode * span + (kdays - d0)
+        del kcode, kdays
         order = np.argsort(key, kind="stable")
         sorted_key = key[order]
+        del key
         last = np.append(sorted_key[1:] != sorted_key[:-1], True)
         keys, pos_y = sorted_key[last], order[last]
+        del sorted_key, order, last
         y = known["_y"].to_numpy(dtype="float64")[pos_y]
+        del known, pos_y
+        base = np.where(rcode >= 0, rcode * span - d0, -1)  # a row's key for day q is base + q
         for k in self.target_lags:
             qday = rdays - k
             ok = (rcode >= 0) & (qday >= d0) & (qday <= d1)
-            q = rcode * span + (qday - d0)
+            q = base + qday
+            del qday
             pos = np.minimum(np.searchsorted(keys, q), keys.size - 1)
-            hit = ok & (keys[pos] == q)
-            vals = np.full(n, np.nan, dtype=np.float64)
-            vals[hit] = y[pos[hit]]
-            out[f"target_lag_{k}"] = vals.astype(dtype, copy=False)
+            ok &= keys[pos] == q
+            del q
+            vals = np.full(n, np.nan, dtype=dtype)
+            vals[ok] = y[pos[ok]]
+            del pos, ok
+            out[f"target_lag_{k}"] = vals
+        del base
         if self.target_rolling_windows:
             # Daily grid per entity so a window is calendar days, not rows (what pivot_table + reindex built).
             # Entity-major: each entity's days are one contiguous block of ``span`` values, and one
             # rolling pass over all blocks (windows never reach into the previous block) does what a
             # per-entity rolling does, without pandas' per-column overhead (thousands of entities).
-            grid = np.full((entities.size, span), np.nan, dtype=np.float64)
+            grid = np.full((n_entities, span), np.nan, dtype=np.float64)
             grid[keys // span, keys % span] = y
             flat = pd.Series(grid.ravel())
+            del grid
             row_at = rdays - d0 - self.horizon_days  # mean over [d - horizon - w + 1, d - horizon]
             ok = (rcode >= 0) & (row_at >= 0) & (row_at < span)
             flat_at = np.where(ok, rcode * span + row_at, 0)
+            del row_at
             for w in self.target_rolling_windows:
                 roll = flat.rolling(_BlockWindows(window_size=w, block=span), min_periods=1).mean().to_numpy()
-                out[f"target_roll_mean_{w}"] = np.where(ok, roll[flat_at], np.nan).astype(dtype, copy=False)
+                vals = np.full(n, np.nan, dtype=dtype)
+                vals[ok] = roll[flat_at[ok]]
+                out[f"target_roll_mean_{w}"] = vals
         return out
 
     def _target_history_features_indexed(self, df: pd.DataFrame, day: pd.Series, use_history: bool, dtype: type) -> dict[str, np.ndarray]:
@@ -238,6 +252,22 @@ class FeatureBuilder:
                 idx = pd.MultiIndex.from_arrays([rows[self.entity], rows["_day"]])
                 out[f"target_roll_mean_{w}"] = s.reindex(idx).to_numpy(dtype=dtype)
         return out
+
+
+def _entity_codes(known: np.ndarray, rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Integer codes of the entities with actuals, for ``known`` and for ``rows`` (-1: none known).
+
+    Numeric ids go through a sorted search: ``Index.get_indexer`` hashed 1M rows into ~95 MB of
+    tables, the largest allocation of the whole feature build. Other types keep the hash lookup.
+    """
+    if known.dtype.kind in "iuf" and rows.dtype.kind in "iuf":
+        ents = np.unique(known)
+        kcode = np.searchsorted(ents, known).astype(np.int64)
+        pos = np.minimum(np.searchsorted(ents, rows), max(ents.size - 1, 0))
+        rcode = np.where(ents[pos] == rows, pos, -1).astype(np.int64) if ents.size else np.full(rows.shape, -1, np.int64)
+        return int(ents.size), kcode, rcode
+    entities = pd.Index(known).unique()
+    return int(entities.size), entities.get_indexer(known).astype(np.int64), entities.get_indexer(rows).astype(np.int64)
 
 
 def _category_codes(values: pd.Series, vocab: list[str]) -> np.ndarray:
