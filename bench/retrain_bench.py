@@ -114,7 +114,7 @@ def core(n: int) -> dict[str, Any]:
     from modelops.ensemble import EnsembleModel, predict_raw
     from modelops.features import FeatureBuilder
     from modelops.lifecycle import score_window
-    from modelops.training import fit_weights, time_split, train_lightgbm, train_xgboost, transform_target
+    from modelops.training import fit_weights, sort_by_time, take_rows, time_split, train_lightgbm, train_xgboost, transform_target
 
     cfg = load_config()
     hp = load_hyperparameters(cfg, None)
@@ -126,24 +126,25 @@ def core(n: int) -> dict[str, Any]:
     raw = storage.read_window(cfg, START, END)
     data_bytes = int(raw.memory_usage(index=True, deep=True).sum())
     ts, ent, tgt = cfg.data.timestamp_column, cfg.data.entity_column, cfg.data.target_column
-    raw = raw.sort_values([ts, ent], kind="stable").reset_index(drop=True)
+    raw = sort_by_time(raw, ts, ent)
     tr, va, te, _ = time_split(raw, ts, cfg.training.split.train, cfg.training.split.validation)
     builder = FeatureBuilder.from_config(cfg).fit(raw)
     X = builder.transform(raw, use_history=False)
     y_raw = raw[tgt].to_numpy(dtype="float64")
     tt = cfg.training.target_transform
     y = transform_target(y_raw, tt)
+    X_tr, X_va = take_rows(X, tr), take_rows(X, va)  # day splits of a sorted frame: slices, not copies
     stamps["features"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    m_x, _ = train_xgboost(X[tr], y[tr], X[va], y[va], hp["xgboost"], cfg.task, cfg.training.early_stopping_rounds, cfg.training.seed)
+    m_x, _ = train_xgboost(X_tr, y[tr], X_va, y[va], hp["xgboost"], cfg.task, cfg.training.early_stopping_rounds, cfg.training.seed)
     stamps["xgboost"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    m_l, _ = train_lightgbm(X[tr], y[tr], X[va], y[va], hp["lightgbm"], cfg.task, cfg.training.early_stopping_rounds,
+    m_l, _ = train_lightgbm(X_tr, y[tr], X_va, y[va], hp["lightgbm"], cfg.task, cfg.training.early_stopping_rounds,
                             cfg.training.seed, builder.categorical_feature_names)
     stamps["lightgbm"] = time.perf_counter() - t1
     t1 = time.perf_counter()
     model = EnsembleModel(builder, m_x, m_l, dict(cfg.training.ensemble.weights), cfg.task, tt)
-    w = fit_weights(predict_raw(m_x, X[va], cfg.task), predict_raw(m_l, X[va], cfg.task), y_raw[va], cfg.task,
+    w = fit_weights(predict_raw(m_x, X_va, cfg.task), predict_raw(m_l, X_va, cfg.task), y_raw[va], cfg.task,
                     cfg.evaluation.metric, cfg.greater_is_better, model.inverse)
     model = EnsembleModel(builder, m_x, m_l, w, cfg.task, tt)
     pred = score_window(model, raw, cfg, te)
@@ -155,12 +156,11 @@ def core(n: int) -> dict[str, Any]:
             "weights": w}
 
 
-def dag(n: int) -> dict[str, Any]:
+def _fresh_stores() -> None:
+    """A fresh MLflow store and work root per run: a second run of the same logical date would
+    otherwise reuse the first one's ensemble and registered version (idempotency by design)."""
     import shutil
-    from datetime import datetime, timezone
 
-    # A fresh MLflow store and work root per run: a second run of the same logical date would
-    # otherwise reuse the first one's ensemble and registered version (idempotency by design).
     home = Path(os.environ["MODELOPS_HOME"])
     for stale in ("mlflow.db", "mlartifacts", "work", "modelops.db"):
         target = home / stale
@@ -169,10 +169,86 @@ def dag(n: int) -> dict[str, Any]:
         elif target.exists():
             target.unlink()
 
-    import great_expectations  # noqa: F401 - warm imports: a long-lived worker has them loaded
+
+def _warm_imports() -> None:
+    """What a long-lived worker has loaded before a task starts."""
+    import great_expectations  # noqa: F401
     import lightgbm  # noqa: F401
+    import matplotlib  # noqa: F401
     import mlflow  # noqa: F401
     import xgboost  # noqa: F401
+
+
+STEPS = ("validate_data", "build_features", "train_xgboost", "train_lightgbm", "build_ensemble", "evaluate", "register_candidate", "gate")
+
+
+def steps(n: int) -> dict[str, Any]:
+    """The DAG's steps without Airflow: ``modelops.lifecycle`` called in order in one process, as a
+    notebook or a script would. Same functions, same files between them, same MLflow logging;
+    what is left between this and the DAG run is Airflow itself."""
+    from modelops import lifecycle, registry
+    from modelops.config import load_config
+    from modelops.tracking import RunContext
+
+    _fresh_stores()
+    _warm_imports()
+    cfg = load_config()
+    registry.ensure_experiment(cfg.mlflow.experiment)
+    day = END.isoformat() + "T00:00:00+00:00"
+    ctx = RunContext("retrain_weekly", f"scripted__{day}", day, None, day, 1, "manual", {})
+    base = rss_mb()
+    reset_peak()
+    stamps: dict[str, float] = {}
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+
+    def timed(name: str, fn: Any, *args: Any) -> Any:
+        t = time.perf_counter()
+        out = fn(*args)
+        stamps[name] = time.perf_counter() - t
+        return out
+
+    parent = lifecycle.parent_run(cfg, ctx)
+    val = timed("validate_data", lifecycle.validate_data, cfg, ctx, START, END, "raw.parquet", parent)
+    feats = timed("build_features", lifecycle.build_features, cfg, ctx, val["path"])
+    (workdir(n) / "features_xcom.json").write_text(json.dumps({**feats, "_raw_path": val["path"]}))
+    xgb = timed("train_xgboost", lifecycle.train_model, cfg, ctx, "xgboost", feats)
+    lgbm = timed("train_lightgbm", lifecycle.train_model, cfg, ctx, "lightgbm", feats)
+    ens = timed("build_ensemble", lifecycle.build_ensemble, cfg, ctx, feats, xgb, lgbm, val)
+    ev = timed("evaluate", lifecycle.evaluate, cfg, ctx, feats, ens)
+    reg = timed("register_candidate", lifecycle.register_candidate, cfg, ctx, ens, ev, val)
+    timed("gate", lifecycle.gate, cfg, ctx, reg["version"], ev)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "cpu_s": time.process_time() - c0, "peak_mb": peak_mb(), "base_mb": base, "steps": stamps}
+
+
+def task(n: int, which: str) -> dict[str, Any]:
+    """One training task alone in a fresh process, as an executor runs it: its peak RSS is the
+    worker's memory need. Inputs are the files the last ``steps`` run left."""
+    from modelops import lifecycle
+    from modelops.config import load_config
+    from modelops.tracking import RunContext
+
+    _warm_imports()
+    cfg = load_config()
+    day = END.isoformat() + "T00:00:00+00:00"
+    ctx = RunContext("retrain_weekly", f"scripted__{day}", day, None, day, 2, "manual", {})
+    feats = json.loads((workdir(n) / "features_xcom.json").read_text())
+    base = rss_mb()
+    reset_peak()
+    t0 = time.perf_counter()
+    if which == "build_features":
+        lifecycle.build_features(cfg, ctx, feats["_raw_path"])
+    else:
+        lifecycle.train_model(cfg, ctx, which, feats)
+    return {"seconds": time.perf_counter() - t0, "peak_mb": peak_mb(), "base_mb": base}
+
+
+def dag(n: int) -> dict[str, Any]:
+    from datetime import datetime, timezone
+
+    _fresh_stores()
+    _warm_imports()
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
@@ -186,6 +262,14 @@ def dag(n: int) -> dict[str, Any]:
     if bag.import_errors:
         raise RuntimeError(bag.import_errors)
     d = bag.dags["retrain_weekly"]
+    # dag.test() starts Airflow's execution API in-process and its first request builds the versioned
+    # routers (Cadwyn: ~4.5 s of pydantic schema generation, seen with py-spy). A deployment pays that
+    # once when its api-server boots, so one request goes through before timing.
+    import httpx
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+    with httpx.Client(transport=in_process_api_server().transport, base_url="http://in-process.invalid") as warm:
+        warm.get("/execution/health")
     base = rss_mb()
     reset_peak()
     c0 = time.process_time()
@@ -220,14 +304,29 @@ def run(sizes: list[int], logs: Path, repeat: int = 2) -> dict[str, Any]:
         print(f"[retrain] {n}: preparing data", flush=True)
         meta = run_child([sys.executable, me, "child", "prepare", str(n)], env=env_for(n), log=logs / f"retrain-{n}-prepare.log")
         res: dict[str, Any] = {"meta": meta}
-        runs: dict[str, list[dict[str, Any]]] = {"core": [], "dag": []}
+        runs: dict[str, list[dict[str, Any]]] = {"core": [], "steps": [], "dag": []}
         for i in range(repeat):
-            for which in ("core", "dag"):
+            for which in ("core", "steps", "dag"):
                 print(f"[retrain] {n}: {which} ({i + 1}/{repeat})", flush=True)
                 runs[which].append(run_child([sys.executable, me, "child", which, str(n)], env=env_for(n),
                                              log=logs / f"retrain-{n}-{which}-{i}.log", timeout=3600))
-        res["core"], res["dag"] = _median_run(runs["core"]), _median_run(runs["dag"])
-        c, g = res["core"], res["dag"]
+        res["core"], res["steps"], res["dag"] = _median_run(runs["core"]), _median_run(runs["steps"]), _median_run(runs["dag"])
+        c, g, st = res["core"], res["dag"], res["steps"]
+        # Each heavy task in its own fresh process (what a worker runs), after one more steps run
+        # left its inputs: the peak a worker needs for that task.
+        print(f"[retrain] {n}: steps for the per-task peaks", flush=True)
+        run_child([sys.executable, me, "child", "steps", str(n)], env=env_for(n), log=logs / f"retrain-{n}-steps-tasks.log", timeout=3600)
+        res["tasks"] = {}
+        for which in ("build_features", "xgboost", "lightgbm"):
+            print(f"[retrain] {n}: task {which} alone", flush=True)
+            res["tasks"][which] = run_child([sys.executable, me, "child", "task", str(n), which], env=env_for(n),
+                                            log=logs / f"retrain-{n}-task-{which}.log", timeout=3600)
+        peaks = [t["peak_mb"] - t["base_mb"] for t in res["tasks"].values() if "peak_mb" in t]
+        if peaks:
+            res["task_peak_increment_over_data"] = max(peaks) * 2**20 / c["data_bytes"] if c.get("data_bytes") else None
+        if "seconds" in st and "seconds" in g:
+            res["overhead_orchestration"] = g["seconds"] / st["seconds"] - 1
+            res["overhead_orchestration_cpu"] = g["cpu_s"] / st["cpu_s"] - 1
         if "seconds" in c and "seconds" in g:
             train_tasks = ("build_features", "train_xgboost", "train_lightgbm", "build_ensemble")
             tt = [g["tasks"].get(t, {}).get("seconds") for t in train_tasks]
@@ -247,12 +346,13 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("child")
-    c.add_argument("what", choices=["prepare", "core", "dag"])
+    c.add_argument("what", choices=["prepare", "core", "steps", "dag", "task"])
     c.add_argument("rows", type=int)
+    c.add_argument("which", nargs="?")
     r = sub.add_parser("run")
     r.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     a = ap.parse_args()
     if a.cmd == "child":
-        emit({"prepare": prepare, "core": core, "dag": dag}[a.what](a.rows))
+        emit(task(a.rows, a.which) if a.what == "task" else {"prepare": prepare, "core": core, "steps": steps, "dag": dag}[a.what](a.rows))
     else:
         print(json.dumps(run(a.rows, TMP / "logs"), indent=1, default=str))

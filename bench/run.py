@@ -131,27 +131,38 @@ def render(res: dict[str, Any]) -> str:
     rt = res.get("retrain")
     if rt:
         out += ["", f"**Retrain** (store sales, {rt['window_days']} days x rows/{rt['window_days']} stores, same fixed "
-                "hyperparameters, one booster thread): the core library on the data directly vs `retrain_weekly` through `dag.test()` "
-                "(stopped at the gate: approval waits on a human). `training tasks` = build_features + train_xgboost + "
-                "train_lightgbm + build_ensemble as Airflow timed them.", "",
-                "| rows | data in memory MB | core s (CPU s) | DAG run s (CPU s) | training tasks s | overhead, whole run: wall (CPU) "
-                "| overhead, training tasks | core peak RSS MB (before data) | core peak / data | DAG peak RSS MB (increment / data) "
-                "| slowest non-training tasks |",
-                "|" + "---|" * 11]
+                "hyperparameters, one booster thread). Three ways to the same candidate: `core` = the library on the data "
+                "directly (read, features, XGBoost, LightGBM, ensemble weights and test scores; no validation, no MLflow); "
+                "`steps` = the DAG's own steps (`modelops.lifecycle`: GX validation, files between steps, MLflow runs, "
+                "plots, model logging, registration, gate) called in order in one process; `DAG` = `retrain_weekly` through "
+                "`dag.test()`, stopped at the gate (approval waits on a human). Orchestration overhead is DAG vs steps: "
+                "what Airflow adds to the same work. Task peaks: each heavy task alone in a fresh process, as a worker runs it.", "",
+                "| rows | data in memory MB | core s | steps s | DAG s | orchestration: DAG vs steps, wall (CPU) "
+                "| DAG vs core, wall (CPU) | task peak over base MB: features / XGBoost / LightGBM | largest task peak / data "
+                "| core peak increment / data |",
+                "|" + "---|" * 10]
+        detail = []
         for key, r in rt["sizes"].items():
-            c, g = r.get("core", {}), r.get("dag", {})
-            if "error" in c or "error" in g:
-                out.append(f"| {key} | error: {c.get('error') or g.get('error')} |" + " |" * 9)
+            c, g, st = r.get("core", {}), r.get("dag", {}), r.get("steps", {})
+            if "error" in c or "error" in g or "error" in st:
+                out.append(f"| {key} | error: {c.get('error') or st.get('error') or g.get('error')} |" + " |" * 8)
                 continue
-            other = sorted(((k, v["seconds"]) for k, v in g["tasks"].items() if v.get("seconds") and k not in
-                            ("build_features", "train_xgboost", "train_lightgbm", "build_ensemble")), key=lambda kv: -kv[1])[:3]
-            out.append(f"| {c.get('rows', key):,} | {c['data_bytes'] / 2**20:.1f} | {_s(c['seconds'])} ({_s(c.get('cpu_s'))}) "
-                       f"| {_s(g['seconds'])} ({_s(g.get('cpu_s'))}) "
-                       f"| {_s(r.get('training_tasks_s'))} | {100 * r['overhead_total']:+.0f}% ({100 * r.get('overhead_total_cpu', 0):+.0f}%) "
-                       f"| {100 * r.get('overhead_training_tasks', 0):+.0f}% "
-                       f"| {_mb(c['peak_mb'])} ({_mb(c['base_mb'])}) | {r['core_peak_over_data']:.1f}x "
-                       f"(increment {r['core_peak_increment_over_data']:.1f}x) | {_mb(g['peak_mb'])} ({r.get('dag_peak_increment_over_data', 0):.1f}x) "
-                       f"| {', '.join(f'{k} {v:.1f} s' for k, v in other)} |")
+            tk = r.get("tasks", {})
+            tp = " / ".join(_mb(tk[t]["peak_mb"] - tk[t]["base_mb"]) if "peak_mb" in tk.get(t, {}) else "–"
+                            for t in ("build_features", "xgboost", "lightgbm"))
+            out.append(f"| {c.get('rows', int(key)):,} | {c['data_bytes'] / 2**20:.1f} | {_s(c['seconds'])} | {_s(st.get('seconds'))} "
+                       f"| {_s(g['seconds'])} | {100 * r.get('overhead_orchestration', 0):+.0f}% ({100 * r.get('overhead_orchestration_cpu', 0):+.0f}%) "
+                       f"| {100 * r['overhead_total']:+.0f}% ({100 * r.get('overhead_total_cpu', 0):+.0f}%) | {tp} "
+                       f"| {r.get('task_peak_increment_over_data') or 0:.1f}x | {r['core_peak_increment_over_data']:.1f}x |")
+            cs, ss, gt = c.get("steps", {}), st.get("steps", {}), g.get("tasks", {})
+            core_of = {"build_features": cs.get("features"), "train_xgboost": cs.get("xgboost"), "train_lightgbm": cs.get("lightgbm"),
+                       "build_ensemble": cs.get("ensemble")}
+            detail.append((key, [(t, core_of.get(t), ss.get(t), (gt.get(t) or {}).get("seconds")) for t in ss]))
+        if detail:
+            key, rows = detail[-1]
+            out += ["", f"Where the time goes at {int(key):,} rows (seconds; `core` has no validation step, and its `features` "
+                    "includes reading the window):", "", "| step | core | steps | DAG task |", "|---|---|---|---|"]
+            out += [f"| {t} | {_s(a) if a is not None else '–'} | {_s(b)} | {_s(c) if c is not None else '–'} |" for t, a, b, c in rows]
     sc = res.get("scoring")
     if sc and "sizes" in sc:
         out += ["", f"**Batch scoring** through `models:/NAME@production` (`mlflow.pyfunc.load_model`, features built inside; "
@@ -210,14 +221,20 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, bool]]:
     if rt and rt["sizes"]:
         key = list(rt["sizes"])[-1]
         r = rt["sizes"][key]
+        if "overhead_orchestration" in r:
+            o, oc = r["overhead_orchestration"], r.get("overhead_orchestration_cpu", r["overhead_orchestration"])
+            out.append((f"retrain {int(key):,} rows: orchestration overhead ≤ 10% (DAG vs the same steps without Airflow)",
+                        f"{100 * o:+.0f}% wall ({100 * oc:+.0f}% CPU)", o <= 0.10))
         if "overhead_total" in r:
-            out.append((f"retrain {key} rows: orchestration overhead ≤ 10%",
-                        f"{100 * r['overhead_total']:+.0f}% wall ({100 * r.get('overhead_total_cpu', 0):+.0f}% CPU) whole run, "
-                        f"{100 * r.get('overhead_training_tasks', 0):+.0f}% training tasks",
-                        r.get("overhead_total_cpu", r["overhead_total"]) <= 0.10))
-            out.append((f"retrain {key} rows: training peak RSS ≤ 3x data in memory",
-                        f"{r['core_peak_over_data']:.1f}x whole process, {r['core_peak_increment_over_data']:.1f}x increment",
-                        r["core_peak_increment_over_data"] <= 3))
+            out.append((f"retrain {int(key):,} rows: DAG (with validation, MLflow logging, registration) vs bare training ≤ 10%",
+                        f"{100 * r['overhead_total']:+.0f}% wall ({100 * r.get('overhead_total_cpu', 0):+.0f}% CPU)",
+                        r["overhead_total"] <= 0.10))
+        if r.get("task_peak_increment_over_data") is not None:
+            out.append((f"retrain {int(key):,} rows: training peak RSS ≤ 3x data in memory (largest task, fresh process)",
+                        f"{r['task_peak_increment_over_data']:.1f}x", r["task_peak_increment_over_data"] <= 3))
+        if "core_peak_increment_over_data" in r:
+            out.append((f"retrain {int(key):,} rows: the same, core path in one process (raw, features and models all held)",
+                        f"{r['core_peak_increment_over_data']:.1f}x", r["core_peak_increment_over_data"] <= 3))
     sc = res.get("scoring")
     if sc and sc.get("sizes"):
         key = list(sc["sizes"])[-1]

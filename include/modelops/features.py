@@ -152,6 +152,25 @@ class FeatureBuilder:
             known = pd.concat([self.history, known], ignore_index=True)
         return known
 
+    def _known_arrays(self, df: pd.DataFrame, rdays: np.ndarray, use_history: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """:meth:`_known_actuals` as (entity, day number, y) arrays, without the frame and its filtered copy;
+        None when the kept history has null entities or non-day timestamps (the indexed path handles those)."""
+        if self.target in df.columns:
+            y = pd.to_numeric(df[self.target], errors="coerce").to_numpy(dtype="float64")
+            m = ~np.isnan(y)
+            ent, days, y = df[self.entity].to_numpy()[m], rdays[m], y[m]
+        else:
+            ent, days, y = df[self.entity].to_numpy()[:0], rdays[:0], np.empty(0)
+        if use_history and self.history is not None and len(self.history):
+            h = self.history
+            hdays = _day_numbers(h["_day"])
+            if hdays is None or h[self.entity].isna().any():
+                return None
+            ent = np.concatenate([h[self.entity].to_numpy(), ent])
+            days = np.concatenate([hdays, days])
+            y = np.concatenate([h["_y"].to_numpy(dtype="float64"), y])
+        return ent, days, y
+
     def _target_history_features(self, df: pd.DataFrame, day: pd.Series, use_history: bool, dtype: type) -> dict[str, np.ndarray]:
         """Lags and rolling means by integer keys (entity code x day number) instead of MultiIndex joins.
 
@@ -161,20 +180,22 @@ class FeatureBuilder:
         searches on int64 keys instead of hashing MultiIndexes). Timestamps with a time zone, NaT
         or null entities take the indexed path.
         """
-        known = self._known_actuals(df, day, use_history)
         rdays = _day_numbers(day)
-        kdays = _day_numbers(known["_day"])
         rows_ent = df[self.entity]
-        if rdays is None or kdays is None or rows_ent.isna().any() or known[self.entity].isna().any():
+        known = self._known_arrays(df, rdays, use_history) if rdays is not None and not rows_ent.isna().any() else None
+        if known is None:
             return self._target_history_features_indexed(df, day, use_history, dtype)
+        k_ent, kdays, k_y = known
+        del known
         n = len(df)
         out: dict[str, np.ndarray] = {}
         names = [f"target_lag_{k}" for k in self.target_lags] + [f"target_roll_mean_{w}" for w in self.target_rolling_windows]
-        if not len(known) or n == 0:
+        if not len(k_y) or n == 0:
             return {name: np.full(n, np.nan, dtype=dtype) for name in names}
         # Temporaries are row-sized int64 arrays: each is dropped as soon as it is used, which keeps
         # this step's peak at a few of them instead of all ~20 (it was most of transform's peak).
-        n_entities, kcode, rcode = _entity_codes(known[self.entity].to_numpy(), rows_ent.to_numpy())  # rcode -1: no actuals
+        n_entities, kcode, rcode = _entity_codes(k_ent, rows_ent.to_numpy())  # rcode -1: no actuals
+        del k_ent
         d0, d1 = int(kdays.min()), int(max(kdays.max(), rdays.max()))
         span = d1 - d0 + 1
         # one actual per entity and day, the last one wins (history first, then the input)
@@ -186,8 +207,8 @@ class FeatureBuilder:
         last = np.append(sorted_key[1:] != sorted_key[:-1], True)
         keys, pos_y = sorted_key[last], order[last]
         del sorted_key, order, last
-        y = known["_y"].to_numpy(dtype="float64")[pos_y]
-        del known, pos_y
+        y = k_y[pos_y]
+        del k_y, pos_y
         base = np.where(rcode >= 0, rcode * span - d0, -1)  # a row's key for day q is base + q
         for k in self.target_lags:
             qday = rdays - k

@@ -77,16 +77,16 @@ def validate_data(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date, 
 # -- 2. features ----------------------------------------------------------------------------
 
 def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[str, Any]:
-    from modelops.features import FeatureBuilder
-    from modelops.training import time_split
-
     import numpy as np
+
+    from modelops.features import FeatureBuilder
+    from modelops.training import is_time_sorted, time_split
 
     raw = storage.read_frame(raw_path)
     ts, ent = cfg.data.timestamp_column, cfg.data.entity_column
     rdir = run_dir(cfg, ctx)
     sorted_path = raw_path
-    if not _is_sorted(raw, ts, ent):  # the validated snapshot is usually in order already: no second copy then
+    if not is_time_sorted(raw, ts, ent):  # the validated snapshot is usually in order already: no second copy then
         raw = raw.sort_values([ts, ent], kind="stable").reset_index(drop=True)
         sorted_path = storage.write_frame(raw, storage.join(rdir, "raw_sorted.parquet"))
     tr, va, te, bounds = time_split(raw, ts, cfg.training.split.train, cfg.training.split.validation)
@@ -101,17 +101,6 @@ def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[
     return {"features_path": storage.join(rdir, "features.parquet"), "raw_sorted_path": sorted_path,
             "builder_path": storage.join(rdir, "feature_builder.pkl"), "split": bounds.to_dict(),
             "n_features": len(builder.feature_names)}
-
-
-def _is_sorted(df: Any, ts: str, ent: str) -> bool:
-    """Ordered by (timestamp, entity): what a stable sort on both would leave unchanged."""
-    import numpy as np
-
-    if len(df) < 2 or not df.index.equals(__import__("pandas").RangeIndex(len(df))):
-        return len(df) < 2
-    t = df[ts]
-    if t.isna().any() or df[ent].isna().any() or not t.is_monotonic_increasing:
-        return False
     same = (t.to_numpy()[1:] == t.to_numpy()[:-1])
     if not same.any():
         return True
@@ -148,7 +137,7 @@ def _load_split(features_path: str, target_transform: str):
 
     from modelops.training import transform_target
 
-    X = storage.read_frame(features_path)
+    X = _read_feature_block(features_path)
     codes = X.pop("_split").to_numpy()
     if codes.dtype.kind in "OUT" or not np.issubdtype(codes.dtype, np.integer):  # files written before the int8 codes
         codes = np.select([codes == "validation", codes == "test"], [1, 2], 0)
@@ -164,6 +153,35 @@ def _load_split(features_path: str, target_transform: str):
             Xs, y = X.loc[m], target[m]
         parts[name] = (Xs, transform_target(y, target_transform), y)
     return parts
+
+
+def _read_feature_block(features_path: str) -> Any:
+    """The feature frame as ``transform`` made it: one (features x rows) block, filled a column at a time.
+
+    Reading the whole file and converting it held Arrow's copy, pandas' copy and a consolidation
+    copy at once (the training task's peak); this holds the block and one column.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with storage._io("read", features_path), storage.fsspec.open(features_path, "rb") as fh:
+        pf = pq.ParquetFile(fh)
+        names = [n for n in pf.schema_arrow.names if n not in ("_split", "_target")]
+        types = {str(pf.schema_arrow.field(n).type) for n in names}
+        if len(types) != 1 or types.pop() not in ("float", "double"):
+            return storage.read_frame(features_path)  # not a file build_features wrote
+        dtype = np.float32 if str(pf.schema_arrow.field(names[0]).type) == "float" else np.float64
+        block = np.empty((len(names), pf.metadata.num_rows), dtype=dtype)
+        for i, name in enumerate(names):
+            block[i] = pf.read(columns=[name]).column(0).to_numpy()
+        extra = pf.read(columns=["_split", "_target"]).to_pandas()
+    pa.default_memory_pool().release_unused()  # the columns' Arrow buffers, cached by the pool otherwise
+    X = pd.DataFrame(block.T, columns=names, copy=False)
+    X["_split"] = extra["_split"].to_numpy()
+    X["_target"] = extra["_target"].to_numpy()
+    return X
 
 
 def _write_array(path: str, values: Any) -> None:
@@ -406,12 +424,11 @@ def _frame_schema(df: Any) -> Any:
 
 def _dataset(raw: Any, mask: Any, schema: Any, **kwargs: Any) -> Any:
     """A ``PandasDataset`` of the rows under ``mask`` with a known schema and digest (nothing re-scanned)."""
-    import numpy as np
     from mlflow.data.pandas_dataset import from_pandas
 
-    idx = np.flatnonzero(mask)
-    rows = raw.iloc[idx[0]:idx[-1] + 1] if len(idx) and idx[-1] - idx[0] + 1 == len(idx) else raw.loc[mask]
-    ds = from_pandas(rows, **kwargs)
+    from modelops.training import take_rows
+
+    ds = from_pandas(take_rows(raw, mask), **kwargs)
     ds.__dict__["schema"] = schema  # fills the cached_property, so to_dict() does not infer it again
     return ds
 

@@ -59,6 +59,41 @@ def time_split(df: pd.DataFrame, timestamp: str, train: float, validation: float
     return tr, va, te, bounds
 
 
+def is_time_sorted(df: pd.DataFrame, timestamp: str, entity: str) -> bool:
+    """Ordered by (timestamp, entity) with a 0..n-1 index: what a stable sort on both would leave unchanged."""
+    if len(df) < 2:
+        return True
+    if not df.index.equals(pd.RangeIndex(len(df))):
+        return False
+    t = df[timestamp]
+    if t.isna().any() or df[entity].isna().any() or not t.is_monotonic_increasing:
+        return False
+    tv = t.to_numpy()
+    same = tv[1:] == tv[:-1]
+    if not same.any():
+        return True
+    e = df[entity].to_numpy()
+    try:
+        return bool(np.all(e[1:][same] >= e[:-1][same]))
+    except TypeError:  # mixed entity types: let the sort decide
+        return False
+
+
+def sort_by_time(df: pd.DataFrame, timestamp: str, entity: str) -> pd.DataFrame:
+    """Time order for day splits; a frame already in order (daily partitions usually are) is returned as is, not copied."""
+    if is_time_sorted(df, timestamp, entity):
+        return df
+    return df.sort_values([timestamp, entity], kind="stable").reset_index(drop=True)
+
+
+def take_rows(X: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """Rows under ``mask``: a slice (no copy) when they are one contiguous range, as day splits of a sorted frame are."""
+    idx = np.flatnonzero(mask)
+    if len(idx) and idx[-1] - idx[0] + 1 == len(idx):
+        return X.iloc[idx[0]:idx[-1] + 1]
+    return X.loc[mask] if len(idx) else X.iloc[0:0]
+
+
 def transform_target(y: np.ndarray, how: str) -> np.ndarray:
     y = np.asarray(y, dtype="float64")
     if how == "log1p":

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from modelops import lifecycle, storage
+from modelops.training import is_time_sorted, take_rows
 
 
 def _frame(n_days: int = 6, n_ent: int = 3) -> pd.DataFrame:
@@ -17,21 +18,21 @@ def _frame(n_days: int = 6, n_ent: int = 3) -> pd.DataFrame:
 
 def test_is_sorted_is_what_a_stable_sort_would_leave_alone():
     df = _frame()
-    assert lifecycle._is_sorted(df, "date", "store")
+    assert is_time_sorted(df, "date", "store")
     swapped = df.copy()
     swapped.loc[[0, 1], "store"] = [1, 0]  # same day, entities out of order
-    assert not lifecycle._is_sorted(swapped, "date", "store")
+    assert not is_time_sorted(swapped, "date", "store")
     late = df.copy()
     late.loc[0, "date"] = pd.Timestamp("2025-02-01")
-    assert not lifecycle._is_sorted(late, "date", "store")
-    assert not lifecycle._is_sorted(df.iloc[::-1], "date", "store")
-    assert not lifecycle._is_sorted(df.set_index(df.index + 5), "date", "store")  # the index must be 0..n-1 like a sorted copy's
+    assert not is_time_sorted(late, "date", "store")
+    assert not is_time_sorted(df.iloc[::-1], "date", "store")
+    assert not is_time_sorted(df.set_index(df.index + 5), "date", "store")  # the index must be 0..n-1 like a sorted copy's
     with_nat = df.copy()
     with_nat.loc[4, "date"] = pd.NaT
-    assert not lifecycle._is_sorted(with_nat, "date", "store")
+    assert not is_time_sorted(with_nat, "date", "store")
     for sample in (swapped, late, df.iloc[::-1]):  # agrees with the sort itself
         resorted = sample.sort_values(["date", "store"], kind="stable").reset_index(drop=True)
-        assert lifecycle._is_sorted(resorted, "date", "store")
+        assert is_time_sorted(resorted, "date", "store")
 
 
 @pytest.mark.parametrize("legacy", [False, True])
@@ -97,3 +98,14 @@ def test_read_window_names_a_corrupt_file(tmp_path):
         fh.write(b"PAR1 not really")
     with pytest.raises(storage.DataError, match=r"part-0\.parquet: cannot read as parquet"):
         storage.read_window(cfg, date(2025, 1, 1), date(2025, 1, 3))
+
+
+def test_take_rows_slices_a_range_and_masks_otherwise():
+    X = pd.DataFrame({"a": np.arange(10.0)})
+    rng = np.zeros(10, bool)
+    rng[3:7] = True
+    assert take_rows(X, rng)["a"].tolist() == [3, 4, 5, 6]
+    holes = rng.copy()
+    holes[5] = False
+    assert take_rows(X, holes)["a"].tolist() == [3, 4, 6]
+    assert take_rows(X, np.zeros(10, bool)).empty
