@@ -5,7 +5,7 @@ Errors name the file and the key (with a "did you mean" for typos) so a bad
 config fails at DAG parse time or task start with a sentence, not a stack trace.
 """
 
-from __future__ import annotations
+
 
 import difflib
 import hashlib
@@ -73,7 +73,7 @@ class FeaturesConfig(_Strict):
     entity_as_feature: bool = True
 
     @model_validator(mode="after")
-    def _lags_respect_horizon(self) -> FeaturesConfig:
+    def _lags_respect_horizon(self) -> "FeaturesConfig":
         bad = [lag for lag in self.target_lags if lag < self.horizon_days]
         if bad:
             raise ValueError(
@@ -114,7 +114,7 @@ class SplitConfig(_Strict):
     test: float = Field(0.15, gt=0, lt=1)
 
     @model_validator(mode="after")
-    def _sums_to_one(self) -> SplitConfig:
+    def _sums_to_one(self) -> "SplitConfig":
         total = self.train + self.validation + self.test
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"training.split must sum to 1.0, got {total:.4f}")
@@ -226,7 +226,7 @@ class SearchParam(_Strict):
     choices: list[str | int | float | bool] | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> SearchParam:
+    def _consistent(self) -> "SearchParam":
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("categorical needs a non-empty 'choices' list")
@@ -311,7 +311,7 @@ class TuningConfig(_Strict):
     search_space: dict[Literal["xgboost", "lightgbm"], SearchSpace] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _space_ok(self) -> TuningConfig:
+    def _space_ok(self) -> "TuningConfig":
         for model, space in self.search_space.items():
             check_search_space(model, space, "tuning.search_space")
         return self
@@ -344,7 +344,7 @@ class ModelopsConfig(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> ModelopsConfig:
+    def _cross_checks(self) -> "ModelopsConfig":
         metric = self.evaluation.metric
         allowed = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
         if metric not in allowed:
@@ -454,7 +454,7 @@ def _format_errors(path: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_config(raw: dict[str, Any], source: str = "<dict>") -> ModelopsConfig:
+def parse_config(raw: dict[str, Any], source: str = "<dict>") -> "ModelopsConfig":
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid config file {source}: the top level must be a mapping of keys")
     expanded = _expand_env(raw)
@@ -475,7 +475,7 @@ def config_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> ModelopsConfig:
+def load_config(path: str | os.PathLike[str] | None = None) -> "ModelopsConfig":
     """Load and validate; ``path`` falls back to $MODELOPS_CONFIG, then the demo config."""
     p = config_path(path).resolve()
     return _load_cached(str(p), p.stat().st_mtime_ns if p.exists() else 0, _env_fingerprint())
@@ -486,12 +486,12 @@ def _env_fingerprint() -> str:
 
 
 @lru_cache(maxsize=32)
-def _load_cached(path: str, _mtime: int, _env: str) -> ModelopsConfig:
+def _load_cached(path: str, _mtime: int, _env: str) -> "ModelopsConfig":
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file {path} does not exist (set ${CONFIG_ENV} or pass --config)")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     return parse_config(raw, source=path)
