@@ -117,6 +117,13 @@ class FeatureBuilder:
         def put(name: str, values: Any) -> None:
             block[row[name]] = values
 
+        ts = pd.to_datetime(df[self.timestamp])
+        if self.uses_target_history:
+            # First, while the block's pages are still untouched (np.empty reserves, writing commits):
+            # this step's temporaries and the block are then never resident together.
+            for name, values in self._target_history_features(df, ts.dt.normalize(), use_history, dtype).items():
+                put(name, values)
+            _return_freed_memory()
         for c in self.numeric:
             put(c, pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=dtype, na_value=np.nan))
         for c in self.categorical:
@@ -125,7 +132,6 @@ class FeatureBuilder:
         if self.entity_as_feature:
             put("entity_code", pd.to_numeric(df[self.entity], errors="coerce").to_numpy(dtype=dtype, na_value=np.nan)
                 if pd.api.types.is_numeric_dtype(df[self.entity]) else pd.util.hash_array(df[self.entity].astype(str).to_numpy()).astype(dtype) % 100003)
-        ts = pd.to_datetime(df[self.timestamp])
         if self.calendar:
             put("cal_dayofweek", ts.dt.dayofweek.to_numpy())
             put("cal_day", ts.dt.day.to_numpy())
@@ -135,9 +141,6 @@ class FeatureBuilder:
             put("cal_year", ts.dt.year.to_numpy())
             put("cal_is_month_start", ts.dt.is_month_start.to_numpy())
             put("cal_is_month_end", ts.dt.is_month_end.to_numpy())
-        if self.uses_target_history:
-            for name, values in self._target_history_features(df, ts.dt.normalize(), use_history, dtype).items():
-                put(name, values)
         return pd.DataFrame(block.T, index=df.index, columns=names, copy=False)
 
     def _known_actuals(self, df: pd.DataFrame, day: pd.Series, use_history: bool) -> pd.DataFrame:
@@ -273,6 +276,16 @@ class FeatureBuilder:
                 idx = pd.MultiIndex.from_arrays([rows[self.entity], rows["_day"]])
                 out[f"target_roll_mean_{w}"] = s.reindex(idx).to_numpy(dtype=dtype)
         return out
+
+
+def _return_freed_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc keeps it for reuse otherwise); a no-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _entity_codes(known: np.ndarray, rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

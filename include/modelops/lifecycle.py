@@ -101,14 +101,6 @@ def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[
     return {"features_path": storage.join(rdir, "features.parquet"), "raw_sorted_path": sorted_path,
             "builder_path": storage.join(rdir, "feature_builder.pkl"), "split": bounds.to_dict(),
             "n_features": len(builder.feature_names)}
-    same = (t.to_numpy()[1:] == t.to_numpy()[:-1])
-    if not same.any():
-        return True
-    e = df[ent].to_numpy()
-    try:
-        return bool(np.all(e[1:][same] >= e[:-1][same]))
-    except TypeError:  # mixed entity types: let the sort decide
-        return False
 
 
 def _active_hyperparameters_path(cfg: ModelopsConfig) -> str:
@@ -161,12 +153,13 @@ def _read_feature_block(features_path: str) -> Any:
     Reading the whole file and converting it held Arrow's copy, pandas' copy and a consolidation
     copy at once (the training task's peak); this holds the block and one column.
     """
+    import fsspec
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with storage._io("read", features_path), storage.fsspec.open(features_path, "rb") as fh:
+    with storage.io_errors("read", features_path), fsspec.open(features_path, "rb") as fh:
         pf = pq.ParquetFile(fh)
         names = [n for n in pf.schema_arrow.names if n not in ("_split", "_target")]
         types = {str(pf.schema_arrow.field(n).type) for n in names}

@@ -198,7 +198,7 @@ class StorageError(OSError):
 
 
 @contextmanager
-def _io(op: str, path: str) -> Iterator[None]:
+def io_errors(op: str, path: str) -> Iterator[None]:
     """Turn the many exception types of s3fs/botocore/aiohttp/local IO into one sentence naming the path."""
     try:
         yield
@@ -210,7 +210,7 @@ def _io(op: str, path: str) -> Iterator[None]:
 
 def write_frame(df: pd.DataFrame, path: str) -> str:
     """Write atomically enough for retries: same path, full overwrite (via ``<path>.tmp``)."""
-    with _io("write", path):
+    with io_errors("write", path):
         fs, p = _fs(path)
         parent = p.rsplit("/", 1)[0]
         fs.makedirs(parent, exist_ok=True)
@@ -239,13 +239,13 @@ def _table_to_frame(table: Any) -> pd.DataFrame:
 def read_frame(path: str) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    with _io("read", path), fsspec.open(path, "rb") as fh:
+    with io_errors("read", path), fsspec.open(path, "rb") as fh:
         table = pq.read_table(fh)
     return _table_to_frame(table)
 
 
 def write_text(path: str, text: str) -> str:
-    with _io("write", path):
+    with io_errors("write", path):
         fs, p = _fs(path)
         fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
         with fsspec.open(path, "w", encoding="utf-8") as fh:
@@ -254,7 +254,7 @@ def write_text(path: str, text: str) -> str:
 
 
 def write_bytes(path: str, data: bytes) -> str:
-    with _io("write", path):
+    with io_errors("write", path):
         fs, p = _fs(path)
         fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
         with fsspec.open(path, "wb") as fh:
