@@ -296,8 +296,8 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return med
 
 
-def run(sizes: list[int], logs: Path, repeat: int = 2) -> dict[str, Any]:
-    """Core and DAG children alternate ``repeat`` times per size (other load hits both alike)."""
+def run(sizes: list[int], logs: Path, repeat: int = 3) -> dict[str, Any]:
+    """Core, steps and DAG children alternate ``repeat`` times per size (other load hits all alike); medians."""
     out: dict[str, Any] = {"window_days": WINDOW_DAYS, "hyperparameters": FAST_HP, "repeat": repeat, "sizes": {}}
     me = str(Path(__file__).resolve())
     for n in sizes:
