@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
 
+from modelops._memory import trim_heap
+
 if TYPE_CHECKING:
     from modelops.config import ModelopsConfig
 
@@ -123,7 +125,7 @@ class FeatureBuilder:
             # this step's temporaries and the block are then never resident together.
             for name, values in self._target_history_features(df, ts.dt.normalize(), use_history, dtype).items():
                 put(name, values)
-            _return_freed_memory()
+            trim_heap()
         for c in self.numeric:
             put(c, pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=dtype, na_value=np.nan))
         for c in self.categorical:
@@ -276,16 +278,6 @@ class FeatureBuilder:
                 idx = pd.MultiIndex.from_arrays([rows[self.entity], rows["_day"]])
                 out[f"target_roll_mean_{w}"] = s.reindex(idx).to_numpy(dtype=dtype)
         return out
-
-
-def _return_freed_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc keeps it for reuse otherwise); a no-op elsewhere."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _entity_codes(known: np.ndarray, rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

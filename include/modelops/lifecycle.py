@@ -95,6 +95,8 @@ def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[
     # Splits as int8 codes (0 train, 1 validation, 2 test): in time order they are three row ranges.
     X["_split"] = (va.astype(np.int8) + 2 * te.astype(np.int8))
     X["_target"] = raw[cfg.data.target_column].astype("float64").to_numpy()
+    del raw  # not needed for the write: its memory goes back before the parquet encoder's buffers are taken
+    storage.release_memory()
     storage.write_frame(X, storage.join(rdir, "features.parquet"))
     _write_pickle(storage.join(rdir, "feature_builder.pkl"), builder)
     log.info("built %d features for %d rows; split %s", len(builder.feature_names), len(X), bounds.to_dict())
@@ -156,7 +158,6 @@ def _read_feature_block(features_path: str) -> Any:
     import fsspec
     import numpy as np
     import pandas as pd
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     with storage.io_errors("read", features_path), fsspec.open(features_path, "rb") as fh:
@@ -170,7 +171,7 @@ def _read_feature_block(features_path: str) -> Any:
         for i, name in enumerate(names):
             block[i] = pf.read(columns=[name]).column(0).to_numpy()
         extra = pf.read(columns=["_split", "_target"]).to_pandas()
-    pa.default_memory_pool().release_unused()  # the columns' Arrow buffers, cached by the pool otherwise
+    storage.release_memory()  # the columns' Arrow buffers, cached by the pool otherwise
     X = pd.DataFrame(block.T, columns=names, copy=False)
     X["_split"] = extra["_split"].to_numpy()
     X["_target"] = extra["_target"].to_numpy()
