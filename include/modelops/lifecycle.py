@@ -80,15 +80,16 @@ def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[
     import numpy as np
 
     from modelops.features import FeatureBuilder
-    from modelops.training import is_time_sorted, time_split
+    from modelops.training import sort_by_time, time_split
 
-    raw = storage.read_frame(raw_path)
+    snapshot = storage.read_frame(raw_path)
     ts, ent = cfg.data.timestamp_column, cfg.data.entity_column
     rdir = run_dir(cfg, ctx)
-    sorted_path = raw_path
-    if not is_time_sorted(raw, ts, ent):  # the validated snapshot is usually in order already: no second copy then
-        raw = raw.sort_values([ts, ent], kind="stable").reset_index(drop=True)
+    raw = sort_by_time(snapshot, ts, ent)
+    sorted_path = raw_path  # the validated snapshot is usually in order already: no second copy then
+    if raw is not snapshot:
         sorted_path = storage.write_frame(raw, storage.join(rdir, "raw_sorted.parquet"))
+    del snapshot
     tr, va, te, bounds = time_split(raw, ts, cfg.training.split.train, cfg.training.split.validation)
     builder = FeatureBuilder.from_config(cfg).fit(raw)
     X = builder.transform(raw, use_history=False)

@@ -158,6 +158,8 @@ def read_window(cfg: ModelopsConfig, start: date, end: date) -> pd.DataFrame:
     df = _read_parquet_files(paths) if cfg.data.format == "parquet" else None
     if df is None:
         df = pd.concat([_read_file(cfg, p) for p in paths], ignore_index=True)
+    elif not df.index.equals(pd.RangeIndex(len(df))):  # files that stored an index: rows numbered 0..n-1, as concat did
+        df = df.reset_index(drop=True)
     ts = cfg.data.timestamp_column
     if ts in df.columns and not pd.api.types.is_datetime64_any_dtype(df[ts]):
         try:

@@ -216,7 +216,8 @@ def test_object_store_down_while_writing_features_then_retry_rewrites_same_path(
             lifecycle.build_features(cfg, CTX, val["path"])
         msg = str(info.value)
         rdir = lifecycle.run_dir(cfg, CTX)
-        assert msg.startswith(f"cannot write {storage.join(rdir, 'raw_sorted.parquet')}:"), msg
+        # the snapshot is already in time order, so the first file build_features writes is the feature file
+        assert msg.startswith(f"cannot write {storage.join(rdir, 'features.parquet')}:"), msg
         assert "A retry rewrites the same run-scoped path." in msg
     finally:
         monkeypatch.setattr(storage, "read_frame", real_read)
@@ -226,10 +227,11 @@ def test_object_store_down_while_writing_features_then_retry_rewrites_same_path(
         fsspec.filesystem("s3").clear_instance_cache()
         out = lifecycle.build_features(cfg, CTX, val["path"])  # Airflow's retry
         assert out["features_path"] == storage.join(rdir, "features.parquet")
+        assert out["raw_sorted_path"] == val["path"]  # no second copy of an ordered snapshot
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="work/")["Contents"])
         prefix = rdir.split(f"s3://{bucket}/", 1)[1]
         assert keys == sorted(f"{prefix}/{k}" for k in ("feature_builder.pkl", "features.parquet", "raw.parquet",
-                                                         "raw_sorted.parquet", "validation_result.json"))
+                                                         "validation_result.json"))
         assert len(storage.read_frame(out["features_path"])) == val["rows"]
     finally:
         server.stop()

@@ -109,3 +109,28 @@ def test_take_rows_slices_a_range_and_masks_otherwise():
     holes[5] = False
     assert take_rows(X, holes)["a"].tolist() == [3, 4, 6]
     assert take_rows(X, np.zeros(10, bool)).empty
+
+
+def test_build_features_sorts_an_unordered_snapshot_once_and_reuses_an_ordered_one(tmp_path, monkeypatch):
+    """An out-of-order snapshot gets one sorted copy that later steps read; an ordered one is used as is.
+    Both give the same features."""
+    from datetime import date
+
+    from modelops.sample_data import generate_store_sales
+    from modelops.tracking import RunContext
+
+    monkeypatch.setenv("MODELOPS_WORK_ROOT", str(tmp_path / "work"))
+    cfg = _window_cfg(tmp_path)
+    ctx = RunContext("retrain_weekly", "manual__handoff", "2025-02-15T00:00:00+00:00", None, "2025-02-15T00:00:00+00:00")
+    df = generate_store_sales(date(2025, 1, 1), date(2025, 2, 15), n_stores=4, seed=1)
+    shuffled = storage.write_frame(df.sample(frac=1, random_state=0).reset_index(drop=True), str(tmp_path / "shuffled.parquet"))
+    out = lifecycle.build_features(cfg, ctx, shuffled)
+    assert out["raw_sorted_path"] == storage.join(lifecycle.run_dir(cfg, ctx), "raw_sorted.parquet")
+    ordered = storage.read_frame(out["raw_sorted_path"])
+    assert is_time_sorted(ordered, "date", "store") and len(ordered) == len(df)
+    features_from_shuffled = storage.read_frame(out["features_path"])
+
+    ordered_path = storage.write_frame(ordered, str(tmp_path / "ordered.parquet"))
+    again = lifecycle.build_features(cfg, ctx, ordered_path)
+    assert again["raw_sorted_path"] == ordered_path
+    pd.testing.assert_frame_equal(storage.read_frame(again["features_path"]), features_from_shuffled)
