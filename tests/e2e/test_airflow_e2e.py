@@ -123,6 +123,19 @@ def _wait(pred, what: str, af: Airflow, timeout: float = 900, every: float = 3):
     raise AssertionError(f"timed out waiting for {what}\n{af.logs()}")
 
 
+def _parked(af: Airflow, run_id: str) -> bool:
+    """The scheduler has taken in the approval task's parking (its executor event, state awaiting_input).
+
+    Airflow 3.3.2 races otherwise: an answer that resumes the task before the scheduler has read
+    the executor event of the parked try makes the scheduler see "executor: success, TI: queued" and
+    mark the resumed task FAILED (seen once in CI: answered 0.8 s after parking). A reviewer
+    is never that fast; this waits for the scheduler instead of for a fixed time.
+    """
+    needle = f"TaskInstance Finished: dag_id=retrain_weekly, task_id=approve_production, run_id={run_id},"
+    return any(needle in line and "state=awaiting_input" in line
+               for line in (af.home / "scheduler.log").read_text(errors="replace").splitlines())
+
+
 def _modelops(af: Airflow, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "modelops", *args], env=af.env, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
@@ -168,6 +181,7 @@ def test_retrain_approve_promote_and_drift_schedules_retrain(airflow):
     refused = _wait(viewer_refused, "the approval to wait (and refuse a viewer)", af)
     assert refused.returncode != 0
     assert state("retrain_weekly", run1) == "running" and state("retrain_weekly", run_b) == "queued"
+    _wait(lambda: _parked(af, run1), "the scheduler to take in the parked approval", af)
     out = approve_as("reviewer", True, "e2e approve")
     assert out.returncode == 0, out.stderr
     _wait(lambda: state("retrain_weekly", run1) in ("success", "failed"), "run 1 to finish", af)
@@ -196,6 +210,7 @@ def test_retrain_approve_promote_and_drift_schedules_retrain(airflow):
 
     triggered = _wait(asset_run, "an asset-triggered retrain_weekly run", af)
     # it trains on the drift window and asks again; this time the reviewer rejects
+    _wait(lambda: _parked(af, triggered.dag_run_id), "the scheduler to take in the second parked approval", af)
     _wait(lambda: approve_as("reviewer", False, "not yet").returncode == 0, "the second approval", af, timeout=900)
     _wait(lambda: state("retrain_weekly", triggered.dag_run_id) in ("success", "failed"), "the asset-triggered run", af)
     assert state("retrain_weekly", triggered.dag_run_id) == "success"
