@@ -8,3 +8,5 @@ RUN grep -vE '^apache-airflow(-core|-task-sdk)?==' requirements.lock > /tmp/mode
  && rm /tmp/modelops-pins.txt
 # The core library (include/modelops) and the operators (plugins/modelops_airflow) are plain packages.
 ENV PYTHONPATH=/usr/local/airflow/include:/usr/local/airflow/plugins
+# Bytecode now, so no dag-processor re-parse compiles our modules from source (~30 ms a DAG file).
+RUN python -m compileall -q include plugins dags

@@ -12,7 +12,7 @@ INSTALL_REV := 3
 STAMP := $(VENV)/.installed-$(shell (echo $(INSTALL_REV); cat requirements-dev.lock pyproject.toml) | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps demo test test-fast status status-json airflow-ui mlflow-ui lock clean-demo bench bench-evidently-venv
+.PHONY: help venv bytecode system-deps demo test test-fast status status-json airflow-ui mlflow-ui lock clean-demo bench bench-evidently-venv
 
 help:
 	@echo "make demo | make test | make status | make status-json | make airflow-ui | make mlflow-ui | make lock | make clean-demo"
@@ -32,6 +32,11 @@ $(STAMP): requirements-dev.lock pyproject.toml
 
 venv: $(STAMP)
 
+# Our own modules' bytecode (quick when nothing changed): with PYTHONDONTWRITEBYTECODE set, every
+# DAG parse, task and test subprocess would otherwise compile include/ and plugins/ from source.
+bytecode: $(STAMP)
+	@$(BIN)/python -m compileall -q include plugins dags >/dev/null
+
 # Debian packages the tests use: docker-compose validates docker-compose.yaml (no Docker engine
 # needed for `config`). Installed only when missing, and only where apt-get can run.
 system-deps:
@@ -46,13 +51,13 @@ system-deps:
 	  else echo "warning: $$missing missing and apt-get unavailable: its tests skip (fail when CI=true)"; fi; \
 	fi
 
-demo: $(STAMP)
+demo: $(STAMP) bytecode
 	$(ENV) $(BIN)/python scripts/demo.py
 
-test: $(STAMP) system-deps
+test: $(STAMP) bytecode system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) system-deps
+test-fast: $(STAMP) bytecode system-deps
 	$(BIN)/python -m pytest -m "not dagrun" $(PYTEST_ARGS)
 
 status: $(STAMP)

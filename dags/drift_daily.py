@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
-from modelops.config import load_config
+from modelops.dag_config import load_dag_config
 from modelops_airflow.dag_support import default_args, drift_asset
 from modelops_airflow.notifiers import ModelopsAlertNotifier
 from modelops_airflow.operators import DetectDriftOperator, EmitDriftEventOperator, ValidateDataOperator
 
-cfg = load_config()
+cfg = load_dag_config()
 
 with DAG(
     dag_id="drift_daily",

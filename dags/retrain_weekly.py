@@ -22,10 +22,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param
-from modelops.config import hyperparameter_overrides_schema, load_config
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable
+from modelops.dag_config import hyperparameter_overrides_schema, load_dag_config
 from modelops_airflow.approval import ModelApprovalOperator
-from modelops_airflow.dag_support import TRAINING_POOL, abandon_failed_run, default_args, drift_asset
+from modelops_airflow.dag_support import TRAINING_POOL, abandon_failed_run, default_args, drift_asset, param
 from modelops_airflow.notifiers import ModelopsAlertNotifier
 from modelops_airflow.operators import (
     BuildEnsembleOperator,
@@ -39,7 +39,7 @@ from modelops_airflow.operators import (
     ValidateDataOperator,
 )
 
-cfg = load_config()
+cfg = load_dag_config()
 
 with DAG(
     dag_id="retrain_weekly",
@@ -56,15 +56,15 @@ with DAG(
     on_failure_callback=abandon_failed_run,
     tags=["modelops", "training", cfg.model_name],
     params={
-        "training_start": Param(None, type=["null", "string"], format="date",
+        "training_start": param(None, type=["null", "string"], format="date",
                                 description="First day of the training window (YYYY-MM-DD); default: end - training.window_days"),
-        "training_end": Param(None, type=["null", "string"], format="date",
+        "training_end": param(None, type=["null", "string"], format="date",
                               description="Day after the last training day (YYYY-MM-DD); default: the data interval end"),
-        "hyperparameter_overrides": Param(
+        "hyperparameter_overrides": param(
             {}, description='e.g. {"xgboost": {"max_depth": 6}, "lightgbm": {"num_leaves": 31}}',
             **hyperparameter_overrides_schema(),
         ),
-        "note": Param("", type="string", maxLength=500, description="Why this run; stored on the MLflow run"),
+        "note": param("", type="string", maxLength=500, description="Why this run; stored on the MLflow run"),
     },
 ) as dag:
     validate = ValidateDataOperator(task_id="validate_data", window="training")

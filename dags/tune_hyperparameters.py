@@ -22,9 +22,9 @@ check_request -> validate_data -> build_features -> tune_xgboost / tune_lightgbm
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, Param
-from modelops.config import CLASSIFICATION_METRICS, REGRESSION_METRICS, load_config
-from modelops_airflow.dag_support import TRAINING_POOL, default_args
+from airflow.sdk import DAG
+from modelops.dag_config import CLASSIFICATION_METRICS, REGRESSION_METRICS, load_dag_config
+from modelops_airflow.dag_support import TRAINING_POOL, default_args, param
 from modelops_airflow.operators import (
     BuildFeaturesOperator,
     CheckTuningRequestOperator,
@@ -33,7 +33,7 @@ from modelops_airflow.operators import (
     ValidateDataOperator,
 )
 
-cfg = load_config()
+cfg = load_dag_config()
 METRIC_CHOICES = list(REGRESSION_METRICS if cfg.task == "regression" else CLASSIFICATION_METRICS)
 SPACE_DOC = ('{"xgboost": {"max_depth": {"type": "int", "low": 3, "high": 8}}, '
              '"lightgbm": {"learning_rate": {"type": "float", "low": 0.02, "high": 0.2, "log": true}, "reg_alpha": null}}')
@@ -49,23 +49,23 @@ with DAG(
     default_args=default_args(),
     tags=["modelops", "tuning", cfg.model_name],
     params={
-        "models": Param(["xgboost", "lightgbm"], type="array", items={"type": "string", "enum": ["xgboost", "lightgbm"]},
+        "models": param(["xgboost", "lightgbm"], type="array", items={"type": "string", "enum": ["xgboost", "lightgbm"]},
                         minItems=1, uniqueItems=True, description="Boosters to tune"),
-        "n_trials": Param(cfg.tuning.n_trials, type="integer", minimum=1, maximum=10000,
+        "n_trials": param(cfg.tuning.n_trials, type="integer", minimum=1, maximum=10000,
                           description="Finished (complete or pruned) trials per booster"),
-        "timeout_minutes": Param(cfg.tuning.timeout_minutes, type="number", exclusiveMinimum=0, maximum=7 * 24 * 60,
+        "timeout_minutes": param(cfg.tuning.timeout_minutes, type="number", exclusiveMinimum=0, maximum=7 * 24 * 60,
                                  description="Time budget per booster's study (trial time, summed over retries)"),
-        "metric": Param(None, type=["null", "string"], enum=[None, *METRIC_CHOICES],
+        "metric": param(None, type=["null", "string"], enum=[None, *METRIC_CHOICES],
                         description=f"Objective on the validation split; default {cfg.tuning_metric}"),
-        "search_space": Param({}, type="object", properties={"xgboost": {"type": "object"}, "lightgbm": {"type": "object"}},
+        "search_space": param({}, type="object", properties={"xgboost": {"type": "object"}, "lightgbm": {"type": "object"}},
                               additionalProperties=False,
                               description=f"Overrides of the config's tuning.search_space, e.g. {SPACE_DOC}"),
-        "apply": Param(True, type="boolean", description="Make better parameters live (false: only write a version)"),
-        "training_start": Param(None, type=["null", "string"], format="date",
+        "apply": param(True, type="boolean", description="Make better parameters live (false: only write a version)"),
+        "training_start": param(None, type=["null", "string"], format="date",
                                 description="First day of the window (YYYY-MM-DD); default: end - training.window_days"),
-        "training_end": Param(None, type=["null", "string"], format="date",
+        "training_end": param(None, type=["null", "string"], format="date",
                               description="Day after the last day (YYYY-MM-DD); default: the run's date"),
-        "note": Param("", type="string", maxLength=500, description="Why this run"),
+        "note": param("", type="string", maxLength=500, description="Why this run"),
     },
 ) as dag:
     check = CheckTuningRequestOperator(task_id="check_request", retries=0)

@@ -10,3 +10,5 @@ COPY --chown=airflow:root plugins /opt/airflow/plugins
 COPY --chown=airflow:root include /opt/airflow/include
 # The core library (include/modelops) and the operators (plugins/modelops_airflow) are plain packages.
 ENV PYTHONPATH=/opt/airflow/include:/opt/airflow/plugins
+# Bytecode now, so no dag-processor re-parse compiles our modules from source (~30 ms a DAG file).
+RUN python -m compileall -q /opt/airflow/include /opt/airflow/plugins /opt/airflow/dags

@@ -21,6 +21,7 @@ STATE = Path(tempfile.mkdtemp(prefix="modelops-tests-"))
 _env = {
     "MODELOPS_HOME": str(STATE),
     "MODELOPS_DATA_ROOT": str(STATE / "data"),
+    "MODELOPS_CACHE_DIR": str(STATE / "cache"),
     "AIRFLOW_HOME": str(STATE / "airflow"),
     "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
     "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),

@@ -5,8 +5,6 @@ Errors name the file and the key (with a "did you mean" for typos) so a bad
 config fails at DAG parse time or task start with a sentence, not a stack trace.
 """
 
-
-
 import difflib
 import hashlib
 import json
@@ -16,33 +14,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CONFIG_ENV = "MODELOPS_CONFIG"
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "store_sales.yaml"
-
-# Metrics and whether larger is better; the gate and the drift-triggered
-# comparison both read this table.
-METRICS: dict[str, bool] = {
-    "rmspe": False,
-    "mape": False,
-    "rmse": False,
-    "mae": False,
-    "r2": True,
-    "accuracy": True,
-    "f1": True,
-    "precision": True,
-    "recall": True,
-    "roc_auc": True,
-    "log_loss": False,
-}
-REGRESSION_METRICS = ("rmspe", "mape", "rmse", "mae", "r2")
-CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message names file and key."""
+# Shared with the parse-time loader, which must not import pydantic models.
+from modelops.dag_config import (  # noqa: F401 - re-exported: callers import them from here
+    CLASSIFICATION_METRICS,
+    CONFIG_ENV,
+    DEFAULT_CONFIG,
+    METRICS,
+    REGRESSION_METRICS,
+    ConfigError,
+    config_path,
+    expand_env,
+    hyperparameter_overrides_schema,
+    read_raw,
+)
+from modelops.dag_config import HP_TYPES as _HP_TYPES
 
 
 class _Strict(BaseModel):
@@ -400,27 +387,6 @@ class ModelopsConfig(_Strict):
         return p if p.is_absolute() else self.config_dir / p
 
 
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _expand_env(value: Any) -> Any:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` so one file serves laptop and cluster."""
-    if isinstance(value, str):
-        def repl(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
-                return default
-            raise ConfigError(f"environment variable {name} is referenced in the config but not set")
-        return _ENV_RE.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: _expand_env(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(v) for v in value]
-    return value
-
-
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names valid at ``loc`` (for 'did you mean' hints)."""
     current: Any = model
@@ -457,7 +423,7 @@ def _format_errors(path: str, exc: ValidationError) -> str:
 def parse_config(raw: dict[str, Any], source: str = "<dict>") -> "ModelopsConfig":
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid config file {source}: the top level must be a mapping of keys")
-    expanded = _expand_env(raw)
+    expanded = expand_env(raw)
     canonical = json.dumps(expanded, sort_keys=True, default=str)
     try:
         cfg = ModelopsConfig(**expanded)
@@ -469,10 +435,6 @@ def parse_config(raw: dict[str, Any], source: str = "<dict>") -> "ModelopsConfig
         "source_path": source,
         "config_hash": hashlib.sha256(canonical.encode()).hexdigest()[:16],
     })
-
-
-def config_path(path: str | os.PathLike[str] | None = None) -> Path:
-    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> "ModelopsConfig":
@@ -487,31 +449,10 @@ def _env_fingerprint() -> str:
 
 @lru_cache(maxsize=32)
 def _load_cached(path: str, _mtime: int, _env: str) -> "ModelopsConfig":
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"config file {path} does not exist (set ${CONFIG_ENV} or pass --config)")
-    try:
-        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    return parse_config(raw, source=path)
+    return parse_config(read_raw(Path(path)), source=path)
 
 
 # -- hyperparameters ----------------------------------------------------------------
-
-_HP_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "xgboost": {
-        "n_estimators": int, "max_depth": int, "learning_rate": (int, float), "subsample": (int, float),
-        "colsample_bytree": (int, float), "min_child_weight": (int, float), "reg_alpha": (int, float),
-        "reg_lambda": (int, float), "gamma": (int, float), "max_bin": int, "tree_method": str,
-    },
-    "lightgbm": {
-        "n_estimators": int, "num_leaves": int, "max_depth": int, "learning_rate": (int, float),
-        "subsample": (int, float), "subsample_freq": int, "colsample_bytree": (int, float),
-        "min_child_samples": int, "reg_alpha": (int, float), "reg_lambda": (int, float), "max_bin": int,
-    },
-}
-
 
 def validate_hyperparameters(params: dict[str, Any], source: str = "<hyperparameters>") -> dict[str, dict[str, Any]]:
     """Check types before training starts, so a '0.1' string fails with its name, not deep in a booster."""
@@ -537,25 +478,6 @@ def validate_hyperparameters(params: dict[str, Any], source: str = "<hyperparame
     if unknown:
         raise ConfigError(f"{source}: unknown model sections {sorted(unknown)} (expected xgboost, lightgbm)")
     return out
-
-
-def hyperparameter_overrides_schema() -> dict[str, Any]:
-    """JSON schema of the ``hyperparameter_overrides`` run param, from the same type table.
-
-    Airflow validates trigger params against it before the run is created, so a UI
-    trigger with ``"max_depth": "6"`` is refused at the form instead of failing a task.
-    """
-    def prop(t: type | tuple[type, ...]) -> dict[str, Any]:
-        if t is str:
-            return {"type": "string"}
-        return {"type": "integer" if t is int else "number", "minimum": 0}
-
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {m: {"type": "object", "properties": {k: prop(t) for k, t in types.items()}}
-                       for m, types in _HP_TYPES.items()},
-    }
 
 
 def read_hyperparameters_file(path: str | Path, text: str | None = None) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:

@@ -7,11 +7,23 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, Param
 
 log = logging.getLogger(__name__)
 
 TRAINING_POOL = os.environ.get("MODELOPS_TRAINING_POOL", "modelops_training")
+
+
+# Airflow checks each Param's schema against its dialect's metaschema on every parse and every
+# trigger. Without "$schema" that is draft 2020-12, whose $dynamicRef metaschema costs ~1.5 ms per
+# Param; draft-07's ~0.2 ms. Our params use only keywords draft-07 has (type, format, enum,
+# minimum/maximum, maxLength, items, properties, additionalProperties, uniqueItems).
+PARAM_DIALECT = "http://json-schema.org/draft-07/schema#"
+
+
+def param(default: Any, description: str | None = None, **schema: Any) -> Param:
+    """An Airflow ``Param`` whose JSON schema declares draft-07 (see ``PARAM_DIALECT``)."""
+    return Param(default, description=description, **{"$schema": PARAM_DIALECT, **schema})
 
 
 def drift_asset(model_name: str) -> Asset:
