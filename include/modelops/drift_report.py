@@ -121,32 +121,26 @@ def render_drift_report(report: DriftReport, out_dir: str | Path, title: str,
     With the reference (profile or frame) and the current frame, numeric plots add ECDFs;
     without them the PSI bin shares stored in the report are plotted.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: see modelops.plots.subplots
 
     out = Path(out_dir)
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
 
-    fig = plt.figure(figsize=(10, 3.6), dpi=80)  # one figure reused: creating figures dominates the time
+    fig = Figure(figsize=(10, 3.6), dpi=80)  # one figure reused: creating figures dominates the time
     images: dict[str, str] = {}
-    try:
-        for i, f in enumerate(report.features):
-            if not f.bin_labels:
-                continue
-            ref_sorted = cur_sorted = None
-            if f.kind == "numeric":
-                ref_sorted = _reference_sorted(reference_frame_or_profile, f.feature)
-                if current is not None and f.feature in current.columns:
-                    cur_sorted = _sorted_numeric(current[f.feature])
-            _plot_feature(fig, f, ref_sorted, cur_sorted)
-            name = f"{i:03d}_{_safe(f.feature)}.png"
-            fig.savefig(plots / name)
-            images[f.feature] = f"plots/{name}"
-    finally:
-        plt.close(fig)
+    for i, f in enumerate(report.features):
+        if not f.bin_labels:
+            continue
+        ref_sorted = cur_sorted = None
+        if f.kind == "numeric":
+            ref_sorted = _reference_sorted(reference_frame_or_profile, f.feature)
+            if current is not None and f.feature in current.columns:
+                cur_sorted = _sorted_numeric(current[f.feature])
+        _plot_feature(fig, f, ref_sorted, cur_sorted)
+        name = f"{i:03d}_{_safe(f.feature)}.png"
+        fig.savefig(plots / name)
+        images[f.feature] = f"plots/{name}"
 
     path = out / HTML_NAME
     path.write_text(_html(report, title, images), encoding="utf-8")

@@ -18,7 +18,7 @@ try:  # mlflow is only needed to log/load; the class is usable without it for te
 except ImportError:  # pragma: no cover
     PythonModel = object  # type: ignore[misc,assignment]
 
-from modelops.features import FeatureBuilder
+from modelops.features import FeatureBuilder, take_rows
 
 
 class EnsembleModel(PythonModel):
@@ -35,8 +35,12 @@ class EnsembleModel(PythonModel):
         self.target_transform = target_transform
 
     # -- prediction -------------------------------------------------------------------
-    def component_predictions(self, df: pd.DataFrame, use_history: bool = True) -> dict[str, np.ndarray]:
+    def component_predictions(self, df: pd.DataFrame, use_history: bool = True, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Each booster's raw output. ``rows`` (boolean mask) picks the rows to predict; the others
+        only feed the history features, so scoring a window with its context predicts the window alone."""
         X = self.builder.transform(df, use_history=use_history)
+        if rows is not None:
+            X = take_rows(X, np.asarray(rows, dtype=bool))
         return {"xgboost": predict_raw(self.xgb_model, X, self.task), "lightgbm": predict_raw(self.lgbm_model, X, self.task)}
 
     def combine(self, parts: dict[str, np.ndarray]) -> np.ndarray:
@@ -48,8 +52,8 @@ class EnsembleModel(PythonModel):
             return np.expm1(raw)
         return np.asarray(raw, dtype="float64")
 
-    def predict_frame(self, df: pd.DataFrame) -> np.ndarray:
-        return self.combine(self.component_predictions(df))
+    def predict_frame(self, df: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+        return self.combine(self.component_predictions(df, rows=rows))
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:  # noqa: ARG002
         if not isinstance(model_input, pd.DataFrame):

@@ -341,3 +341,11 @@ def build_training_frame(builder: FeatureBuilder, df: pd.DataFrame) -> pd.DataFr
     """Features for training rows, sorted by time so splits can cut by date."""
     df = df.sort_values([builder.timestamp, builder.entity], kind="stable").reset_index(drop=True)
     return builder.transform(df, use_history=False), df
+
+
+def take_rows(X: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """Rows under ``mask``: a slice (no copy) when they are one contiguous range, as day splits of a sorted frame are."""
+    idx = np.flatnonzero(mask)
+    if len(idx) and idx[-1] - idx[0] + 1 == len(idx):
+        return X.iloc[idx[0]:idx[-1] + 1]
+    return X.loc[mask] if len(idx) else X.iloc[0:0]

@@ -294,7 +294,9 @@ def score_window(model: Any, raw: Any, cfg: ModelopsConfig, mask: Any) -> Any:
     if not mask.any():
         return np.array([])
     sub, sel = _scoring_context(model, raw, cfg, mask)
-    return model.predict_frame(sub)[sel]
+    if _predicts_rows(model):
+        return model.predict_frame(sub, rows=sel)
+    return model.predict_frame(sub)[sel]  # a production model logged by an older release
 
 
 def score_window_components(model: Any, raw: Any, cfg: ModelopsConfig, mask: Any) -> dict[str, Any]:
@@ -304,7 +306,19 @@ def score_window_components(model: Any, raw: Any, cfg: ModelopsConfig, mask: Any
     if not mask.any():
         return {"xgboost": np.array([]), "lightgbm": np.array([])}
     sub, sel = _scoring_context(model, raw, cfg, mask)
+    if _predicts_rows(model):
+        return model.component_predictions(sub, rows=sel)
     return {k: v[sel] for k, v in model.component_predictions(sub).items()}
+
+
+def _predicts_rows(model: Any) -> bool:
+    """Whether the model (possibly a loaded production version with its own shipped code) takes ``rows``."""
+    import inspect
+
+    try:
+        return "rows" in inspect.signature(model.predict_frame).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any], xgb: dict[str, Any], lgbm: dict[str, Any],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from modelops import alerts as A
-from modelops import drift_store, monitoring, storage
+from modelops import drift_store, monitoring, plots, storage
 from modelops.config import ModelopsConfig
 from modelops.predictions import PRODUCTION_ROLE, SHADOW_ROLE, load_predictions
 
@@ -68,21 +67,8 @@ def collect(engine: Engine, cfg: ModelopsConfig, start: date, end: date, model_n
 
 # -- plots ------------------------------------------------------------------------------------------
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _png(fig: Any) -> str:
-    plt = _plt()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(plots.png_bytes(fig, dpi=100)).decode("ascii")
 
 
 def _date_axis(ax: Any, start: date, end: date) -> None:
@@ -99,9 +85,8 @@ def plot_metric(d: ReportData) -> str | None:
     perf = d.performance
     if perf.empty:
         return None
-    plt = _plt()
     metric = d.cfg.evaluation.metric
-    fig, ax = plt.subplots(figsize=(12, 4.2))
+    fig, ax = plots.subplots(figsize=(12, 4.2))
     for role, grp in perf.groupby("model_role"):
         c = _COLORS.get(str(role), "gray")
         vers = ", ".join(f"v{v}" for v in dict.fromkeys(grp["model_version"]))
@@ -128,8 +113,7 @@ def plot_predicted_vs_actual(d: ReportData) -> str | None:
     j = d.joined
     if j.empty:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [1, 1.6]})
+    fig, axes = plots.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [1, 1.6]})
     ax = axes[0]
     if d.cfg.task == "regression":
         for role, grp in j.groupby("model_role"):
@@ -180,9 +164,10 @@ def plot_drift_history(d: ReportData) -> str | None:
     dr = d.drift
     if dr.empty:
         return None
-    plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 6.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-    cmap = plt.get_cmap("tab10")
+    import matplotlib
+
+    fig, (ax1, ax2) = plots.subplots(2, 1, figsize=(12, 6.5), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    cmap = matplotlib.colormaps["tab10"]
     for i, (feat, grp) in enumerate(dr.groupby("feature", sort=True)):
         c = cmap(i % 10)
         ax1.plot(grp["logical_date"], grp["psi"], ".-", color=c, lw=1.6, ms=4, label=str(feat))
@@ -215,7 +200,6 @@ def plot_psi_heatmap(d: ReportData) -> str | None:
     m = _psi_matrix(d)
     if m.empty:
         return None
-    plt = _plt()
     from matplotlib.colors import LinearSegmentedColormap
 
     thr = d.cfg.drift.psi_threshold
@@ -224,7 +208,7 @@ def plot_psi_heatmap(d: ReportData) -> str | None:
     cmap = LinearSegmentedColormap.from_list("psi", ["#f7fbff", "#fff3b0", "#f4a259", "#c62828"])
     cmap = cmap.with_extremes(bad="#e0e0e0")
     n_days = m.shape[1]
-    fig, ax = plt.subplots(figsize=(min(16, max(7, 0.35 * n_days + 3)), max(2.4, 0.42 * len(m) + 1.3)))
+    fig, ax = plots.subplots(figsize=(min(16, max(7, 0.35 * n_days + 3)), max(2.4, 0.42 * len(m) + 1.3)))
     im = ax.imshow(np.ma.masked_invalid(m.to_numpy(dtype="float64")), aspect="auto", cmap=cmap, vmin=0, vmax=vmax,
                    interpolation="nearest")
     ax.set_yticks(range(len(m)), list(m.index))

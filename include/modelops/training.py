@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from modelops import metrics as M
+from modelops.features import take_rows  # noqa: F401 - re-exported (callers import it from here)
 
 
 class TrainingError(ValueError):
@@ -84,14 +85,6 @@ def sort_by_time(df: pd.DataFrame, timestamp: str, entity: str) -> pd.DataFrame:
     if is_time_sorted(df, timestamp, entity):
         return df
     return df.sort_values([timestamp, entity], kind="stable").reset_index(drop=True)
-
-
-def take_rows(X: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
-    """Rows under ``mask``: a slice (no copy) when they are one contiguous range, as day splits of a sorted frame are."""
-    idx = np.flatnonzero(mask)
-    if len(idx) and idx[-1] - idx[0] + 1 == len(idx):
-        return X.iloc[idx[0]:idx[-1] + 1]
-    return X.loc[mask] if len(idx) else X.iloc[0:0]
 
 
 def transform_target(y: np.ndarray, how: str) -> np.ndarray:

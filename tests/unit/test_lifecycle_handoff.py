@@ -134,3 +134,60 @@ def test_build_features_sorts_an_unordered_snapshot_once_and_reuses_an_ordered_o
     again = lifecycle.build_features(cfg, ctx, ordered_path)
     assert again["raw_sorted_path"] == ordered_path
     pd.testing.assert_frame_equal(storage.read_frame(again["features_path"]), features_from_shuffled)
+
+
+@pytest.fixture(scope="module")
+def small_ensemble():
+    from datetime import date
+
+    from modelops.config import load_config
+    from modelops.ensemble import EnsembleModel
+    from modelops.features import FeatureBuilder
+    from modelops.sample_data import generate_store_sales
+    from modelops.training import sort_by_time, time_split, train_lightgbm, train_xgboost
+
+    cfg = load_config()
+    ts, ent, tgt = cfg.data.timestamp_column, cfg.data.entity_column, cfg.data.target_column
+    raw = sort_by_time(generate_store_sales(date(2025, 1, 1), date(2025, 3, 12), n_stores=6, seed=3), ts, ent)
+    tr, va, te, _ = time_split(raw, ts, cfg.training.split.train, cfg.training.split.validation)
+    builder = FeatureBuilder.from_config(cfg).fit(raw)
+    X = builder.transform(raw, use_history=False)
+    y = np.log1p(raw[tgt].to_numpy(dtype="float64"))
+    m_x, _ = train_xgboost(X[tr], y[tr], X[va], y[va], {"n_estimators": 8, "max_depth": 3}, cfg.task, 5, 0)
+    m_l, _ = train_lightgbm(X[tr], y[tr], X[va], y[va], {"n_estimators": 8, "num_leaves": 7, "min_child_samples": 5}, cfg.task, 5, 0,
+                            builder.categorical_feature_names)
+    return cfg, raw, te, EnsembleModel(builder, m_x, m_l, {"xgboost": 0.4, "lightgbm": 0.6}, cfg.task, "log1p")
+
+
+def test_scoring_a_window_predicts_only_its_rows_and_gives_the_same_values(small_ensemble, monkeypatch):
+    from modelops import ensemble
+    from modelops.lifecycle import _scoring_context, score_window, score_window_components
+
+    cfg, raw, te, model = small_ensemble
+    sub, sel = _scoring_context(model, raw, cfg, te)
+    assert sel.sum() == te.sum() < len(sub)  # the window and the days its lags reach back to
+    everything = model.component_predictions(sub)
+    seen: list[int] = []
+    real = ensemble.predict_raw
+    monkeypatch.setattr(ensemble, "predict_raw", lambda m, X, task: seen.append(len(X)) or real(m, X, task))
+    parts = score_window_components(model, raw, cfg, te)
+    assert seen == [int(te.sum())] * 2  # each booster predicted the window's rows, not its context
+    for name in ("xgboost", "lightgbm"):
+        np.testing.assert_array_equal(parts[name], everything[name][sel])
+    np.testing.assert_array_equal(score_window(model, raw, cfg, te), model.combine(everything)[sel])
+
+
+def test_a_model_from_an_older_release_is_still_scored(small_ensemble):
+    """A production version's shipped code may predate ``rows``: score_window falls back to slicing."""
+    from modelops.lifecycle import _scoring_context, score_window
+
+    cfg, raw, te, model = small_ensemble
+
+    class Older:
+        builder = model.builder
+
+        def predict_frame(self, df):
+            return model.predict_frame(df)
+
+    sub, sel = _scoring_context(model, raw, cfg, te)
+    np.testing.assert_array_equal(score_window(Older(), raw, cfg, te), model.predict_frame(sub)[sel])
