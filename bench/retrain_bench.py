@@ -116,6 +116,9 @@ def core(n: int) -> dict[str, Any]:
     from modelops.lifecycle import score_window
     from modelops.training import fit_weights, sort_by_time, take_rows, time_split, train_lightgbm, train_xgboost, transform_target
 
+    from modelops._memory import lean_allocators
+
+    lean_allocators()  # as every operator does first: all paths run with the same allocator settings
     cfg = load_config()
     hp = load_hyperparameters(cfg, None)
     base = rss_mb()
@@ -190,8 +193,11 @@ def steps(n: int) -> dict[str, Any]:
     from modelops.config import load_config
     from modelops.tracking import RunContext
 
+    from modelops._memory import lean_allocators
+
     _fresh_stores()
     _warm_imports()
+    lean_allocators()  # as every operator does first
     cfg = load_config()
     registry.ensure_experiment(cfg.mlflow.experiment)
     day = END.isoformat() + "T00:00:00+00:00"
@@ -229,7 +235,10 @@ def task(n: int, which: str) -> dict[str, Any]:
     from modelops.config import load_config
     from modelops.tracking import RunContext
 
+    from modelops._memory import lean_allocators
+
     _warm_imports()
+    lean_allocators()  # as the operator does first
     cfg = load_config()
     day = END.isoformat() + "T00:00:00+00:00"
     ctx = RunContext("retrain_weekly", f"scripted__{day}", day, None, day, 2, "manual", {})
