@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,16 @@ def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (7, 
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
+def pyplot() -> Any:
+    """pyplot on the Agg backend, for third-party plotting that needs it (optuna's matplotlib plots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def png_bytes(fig: Any, dpi: int = 110) -> bytes:
     import io
 
@@ -34,6 +45,8 @@ def _log_fig(run_id: str, fig: Any, artifact_path: str, name: str) -> None:
         p = Path(tmp) / name
         p.write_bytes(png_bytes(fig))
         client().log_artifact(run_id, str(p), artifact_path)
+    if "matplotlib.pyplot" in sys.modules:  # a pyplot-made figure stays registered until closed
+        sys.modules["matplotlib.pyplot"].close(fig)
 
 
 def log_feature_importance(run_id: str, importance: Any, title: str, top: int = 25) -> None:

@@ -424,9 +424,9 @@ def _log_study_artifacts(run_id: str, study: Any, title: str) -> None:
     """Optimisation history and parameter importance PNGs, plus every trial as CSV."""
     import warnings
 
-    from modelops.plots import _log_fig, _plt
+    from modelops.plots import _log_fig, pyplot
 
-    _plt()
+    pyplot()  # optuna draws through pyplot
     from optuna.visualization import matplotlib as ovm
 
     client = registry.client()
