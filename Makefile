@@ -75,7 +75,7 @@ mlflow-ui: $(STAMP)
 	  --backend-store-uri "$$MLFLOW_TRACKING_URI" --default-artifact-root "$$MODELOPS_HOME/mlartifacts"
 
 # Benchmarks (never part of `make test`): drift vs scipy and Evidently, DAG parse cost, retrain overhead,
-# batch scoring. Quick run: make bench BENCH_SIZES=10000,100000  (1M rows takes ~15 min, Evidently most of it).
+# batch scoring. Quick run: make bench BENCH_SIZES=10000,100000  (the full run: 15-35 min, Evidently and the retrain DAG most of it).
 # BENCH_ARGS e.g. "--no-evidently", "--only drift,parse", "--readme" (write the table into README.md).
 BENCH_SIZES ?= 10000,100000,1000000
 BENCH_ARGS ?=

@@ -176,8 +176,6 @@ def load_dag_config(path: str | os.PathLike[str] | None = None) -> ConfigView:
     """The validated config for a DAG file; raises :class:`ConfigError` exactly like ``load_config``."""
     p = config_path(path).resolve()
     raw = read_raw(p)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"invalid config file {p}: the top level must be a mapping of keys")
     key = _key(str(p), expand_env(raw))
     d = cache_dir()
     data = _read_cache(d, key)
@@ -189,6 +187,20 @@ def load_dag_config(path: str | os.PathLike[str] | None = None) -> ConfigView:
         data.update({name: getattr(cfg, name) for name in _DERIVED})
         _write_cache(d, key, data)
     return ConfigView(data)
+
+
+HP_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "xgboost": {
+        "n_estimators": int, "max_depth": int, "learning_rate": (int, float), "subsample": (int, float),
+        "colsample_bytree": (int, float), "min_child_weight": (int, float), "reg_alpha": (int, float),
+        "reg_lambda": (int, float), "gamma": (int, float), "max_bin": int, "tree_method": str,
+    },
+    "lightgbm": {
+        "n_estimators": int, "num_leaves": int, "max_depth": int, "learning_rate": (int, float),
+        "subsample": (int, float), "subsample_freq": int, "colsample_bytree": (int, float),
+        "min_child_samples": int, "reg_alpha": (int, float), "reg_lambda": (int, float), "max_bin": int,
+    },
+}
 
 
 def hyperparameter_overrides_schema() -> dict[str, Any]:
@@ -208,17 +220,3 @@ def hyperparameter_overrides_schema() -> dict[str, Any]:
         "properties": {m: {"type": "object", "properties": {k: prop(t) for k, t in model_types.items()}}
                        for m, model_types in HP_TYPES.items()},
     }
-
-
-HP_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "xgboost": {
-        "n_estimators": int, "max_depth": int, "learning_rate": (int, float), "subsample": (int, float),
-        "colsample_bytree": (int, float), "min_child_weight": (int, float), "reg_alpha": (int, float),
-        "reg_lambda": (int, float), "gamma": (int, float), "max_bin": int, "tree_method": str,
-    },
-    "lightgbm": {
-        "n_estimators": int, "num_leaves": int, "max_depth": int, "learning_rate": (int, float),
-        "subsample": (int, float), "subsample_freq": int, "colsample_bytree": (int, float),
-        "min_child_samples": int, "reg_alpha": (int, float), "reg_lambda": (int, float), "max_bin": int,
-    },
-}

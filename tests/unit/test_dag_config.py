@@ -136,3 +136,14 @@ def test_a_hit_does_not_import_the_pydantic_models(tmp_path):
     first, second = (json.loads(r.stdout.strip().splitlines()[-1]) for r in runs)
     assert first == ["store_sales_forecaster", True]  # miss: full validation
     assert second == ["store_sales_forecaster", False]  # hit: no pydantic models built
+
+
+@pytest.mark.parametrize("text,needle", [("- a\n- b\n", "top level must be a mapping"), ("model_name: [\n", "not valid YAML")])
+def test_unusable_files_fail_like_load_config(tmp_path, cache, text, needle):
+    path = tmp_path / "broken.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=needle):
+        load_dag_config(path)
+    with pytest.raises(ConfigError, match=needle):
+        full.load_config(path)
+    assert not list(cache.glob("*.json"))
