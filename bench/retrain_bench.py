@@ -112,9 +112,9 @@ def core(n: int) -> dict[str, Any]:
     from modelops import storage
     from modelops.config import load_config, load_hyperparameters
     from modelops.ensemble import EnsembleModel, predict_raw
-    from modelops.features import FeatureBuilder
+    from modelops.features import FeatureBuilder, take_rows
     from modelops.lifecycle import score_window
-    from modelops.training import fit_weights, sort_by_time, take_rows, time_split, train_lightgbm, train_xgboost, transform_target
+    from modelops.training import fit_weights, sort_by_time, time_split, train_lightgbm, train_xgboost, transform_target
 
     from modelops._memory import lean_allocators
 

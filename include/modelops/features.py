@@ -337,12 +337,6 @@ def _day_numbers(day: pd.Series) -> np.ndarray | None:
     return values.astype("datetime64[D]").astype(np.int64)
 
 
-def build_training_frame(builder: FeatureBuilder, df: pd.DataFrame) -> pd.DataFrame:
-    """Features for training rows, sorted by time so splits can cut by date."""
-    df = df.sort_values([builder.timestamp, builder.entity], kind="stable").reset_index(drop=True)
-    return builder.transform(df, use_history=False), df
-
-
 def take_rows(X: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     """Rows under ``mask``: a slice (no copy) when they are one contiguous range, as day splits of a sorted frame are."""
     idx = np.flatnonzero(mask)

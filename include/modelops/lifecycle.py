@@ -435,7 +435,7 @@ def _dataset(raw: Any, mask: Any, schema: Any, **kwargs: Any) -> Any:
     """A ``PandasDataset`` of the rows under ``mask`` with a known schema and digest (nothing re-scanned)."""
     from mlflow.data.pandas_dataset import from_pandas
 
-    from modelops.training import take_rows
+    from modelops.features import take_rows
 
     ds = from_pandas(take_rows(raw, mask), **kwargs)
     ds.__dict__["schema"] = schema  # fills the cached_property, so to_dict() does not infer it again

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from modelops import metrics as M
-from modelops.features import take_rows  # noqa: F401 - re-exported (callers import it from here)
 
 
 class TrainingError(ValueError):

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from modelops import lifecycle, storage
-from modelops.training import is_time_sorted, take_rows
+from modelops.features import take_rows
+from modelops.training import is_time_sorted
 
 
 def _frame(n_days: int = 6, n_ent: int = 3) -> pd.DataFrame:
