@@ -116,9 +116,8 @@ def core(n: int) -> dict[str, Any]:
     from modelops.lifecycle import score_window
     from modelops.training import fit_weights, sort_by_time, time_split, train_lightgbm, train_xgboost, transform_target
 
-    from modelops._memory import lean_allocators
+    from modelops._memory import lean_memory
 
-    lean_allocators()  # as every operator does first: all paths run with the same allocator settings
     cfg = load_config()
     hp = load_hyperparameters(cfg, None)
     base = rss_mb()
@@ -129,10 +128,11 @@ def core(n: int) -> dict[str, Any]:
     raw = storage.read_window(cfg, START, END)
     data_bytes = int(raw.memory_usage(index=True, deep=True).sum())
     ts, ent, tgt = cfg.data.timestamp_column, cfg.data.entity_column, cfg.data.target_column
-    raw = sort_by_time(raw, ts, ent)
-    tr, va, te, _ = time_split(raw, ts, cfg.training.split.train, cfg.training.split.validation)
-    builder = FeatureBuilder.from_config(cfg).fit(raw)
-    X = builder.transform(raw, use_history=False)
+    with lean_memory():  # the allocator settings lifecycle.build_features uses, for the same step
+        raw = sort_by_time(raw, ts, ent)
+        tr, va, te, _ = time_split(raw, ts, cfg.training.split.train, cfg.training.split.validation)
+        builder = FeatureBuilder.from_config(cfg).fit(raw)
+        X = builder.transform(raw, use_history=False)
     y_raw = raw[tgt].to_numpy(dtype="float64")
     tt = cfg.training.target_transform
     y = transform_target(y_raw, tt)
@@ -193,11 +193,8 @@ def steps(n: int) -> dict[str, Any]:
     from modelops.config import load_config
     from modelops.tracking import RunContext
 
-    from modelops._memory import lean_allocators
-
     _fresh_stores()
     _warm_imports()
-    lean_allocators()  # as every operator does first
     cfg = load_config()
     registry.ensure_experiment(cfg.mlflow.experiment)
     day = END.isoformat() + "T00:00:00+00:00"
@@ -235,10 +232,7 @@ def task(n: int, which: str) -> dict[str, Any]:
     from modelops.config import load_config
     from modelops.tracking import RunContext
 
-    from modelops._memory import lean_allocators
-
     _warm_imports()
-    lean_allocators()  # as the operator does first
     cfg = load_config()
     day = END.isoformat() + "T00:00:00+00:00"
     ctx = RunContext("retrain_weekly", f"scripted__{day}", day, None, day, 2, "manual", {})

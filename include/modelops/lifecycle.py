@@ -77,6 +77,14 @@ def validate_data(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date, 
 # -- 2. features ----------------------------------------------------------------------------
 
 def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[str, Any]:
+    """Sorted snapshot -> time split -> fitted ``FeatureBuilder`` -> one float feature file with split codes and target."""
+    from modelops._memory import lean_memory
+
+    with lean_memory():  # this step's frames come and go in phases: see modelops._memory
+        return _build_features(cfg, ctx, raw_path)
+
+
+def _build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[str, Any]:
     import numpy as np
 
     from modelops.features import FeatureBuilder
@@ -341,6 +349,7 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
                 "test_metrics": {k[len("test_"):]: v for k, v in c.get_run(parent).data.metrics.items() if k.startswith("test_")},
                 "weights": _json_tag(c.get_run(parent).data.tags.get("modelops.weights"))}
 
+    warm = tracking.warm_model_logging()  # overlaps the scoring below
     builder = _read_pickle(features["builder_path"])
     m_x, m_l = _read_pickle(xgb["model_path"]), _read_pickle(lgbm["model_path"])
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
@@ -386,6 +395,7 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
         c.set_tag(parent, k, v)
     tracking.log_json(parent, {"config_source": cfg.source_path, "config": cfg.model_dump(mode="json")}, "config/config.json")
 
+    warm.join()
     with registry.fluent(c.get_run(parent).info.experiment_id).start_run(run_id=parent):
         schema = _frame_schema(raw)
         for name, mask in (("train", train_mask), ("validation", val_mask), ("test", test_mask)):

@@ -220,11 +220,16 @@ def validate_frame(df: pd.DataFrame, cfg: ModelopsConfig, start: datetime | None
     # Inf is not null, so GX's not-null passes it; map ±inf to a value outside every range (or flag it) via a view.
     import great_expectations as gx
 
+    from great_expectations.validator.v1_validator import Validator
+
     ctx = _context()
-    batch = (ctx.data_sources.add_pandas("modelops").add_dataframe_asset(cfg.model_name)
-             .add_batch_definition_whole_dataframe("window").get_batch(batch_parameters={"dataframe": _gx_view(df)}))
+    definition = ctx.data_sources.add_pandas("modelops").add_dataframe_asset(cfg.model_name).add_batch_definition_whole_dataframe("window")
     suite = ctx.suites.add(gx.ExpectationSuite(name=f"{cfg.model_name}_suite", expectations=_expectations(cfg, df, start, end)))
-    res = batch.validate(suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": cfg.validation.max_failure_examples})
+    # The validator builds the one batch it runs on: ``get_batch(...).validate`` built (and hashed) it twice.
+    # BASIC keeps the counts and the example values the summary quotes; SUMMARY's per-row index
+    # lists and value counts took 0.3 s of 0.65 s on 1M rows.
+    res = Validator(definition, result_format={"result_format": "BASIC", "partial_unexpected_count": cfg.validation.max_failure_examples},
+                    batch_parameters={"dataframe": _gx_view(df)}).validate_expectation_suite(suite)
     failures = [_describe(r, cfg.validation.max_failure_examples) for r in res.results if not r.success]
     failures += _dtype_failures(df, cfg)
     failures += _infinite_failures(df, cfg, failures)

@@ -76,12 +76,10 @@ class ModelopsOperator(BaseOperator):
         self.config_path = config_path
 
     def load(self, context: Context):
-        from modelops._memory import lean_allocators
         from modelops.config import load_config
 
         from modelops_airflow.hooks import ModelopsHook
 
-        lean_allocators()  # this task's own process: see modelops._memory
         ModelopsHook().configure_environment()
         cfg = load_config(self.config_path)
         return cfg, run_context(context)

@@ -199,21 +199,28 @@ def test_a_model_from_an_older_release_is_still_scored(small_ensemble):
     ({"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}, True, False),  # a deployment's own choice wins
     ({"MODELOPS_LEAN_ALLOCATORS": "0"}, False, False),
 ])
-def test_lean_allocators_respect_the_deployment(env, applied, switched):
+def test_lean_memory_is_scoped_and_respects_the_deployment(env, applied, switched):
+    """Lean inside the block (an inner block leaves it to the outer one), the previous pool after it."""
     import json
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    code = ("import json, pyarrow as pa; from modelops._memory import lean_allocators;"
-            "before = pa.default_memory_pool().backend_name; first = lean_allocators(); again = lean_allocators();"
-            "print(json.dumps([first, again, before, pa.default_memory_pool().backend_name]))")
+    code = ("import json, pyarrow as pa; from modelops._memory import lean_memory\n"
+            "before = pa.default_memory_pool().backend_name\n"
+            "with lean_memory() as outer:\n"
+            "    inside = pa.default_memory_pool().backend_name\n"
+            "    with lean_memory() as inner:\n"
+            "        pass\n"
+            "    still = pa.default_memory_pool().backend_name\n"
+            "print(json.dumps([outer, inner, before, inside, still, pa.default_memory_pool().backend_name]))")
     root = Path(__file__).resolve().parents[2]
     clean = {k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL", "MODELOPS_LEAN_ALLOCATORS")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**clean, "PYTHONPATH": str(root / "include"), **env})
     assert out.returncode == 0, out.stderr[-2000:]
-    first, again, before, after = json.loads(out.stdout.strip().splitlines()[-1])
-    assert (first, again) == (applied, False)
-    assert after == ("system" if switched else before)
+    outer, inner, before, inside, still, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (outer, inner) == (applied, False)
+    assert inside == still == ("system" if switched else before)
+    assert after == before
