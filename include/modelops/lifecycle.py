@@ -58,20 +58,40 @@ def validate_data(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date, 
     from modelops.validation import validate_frame
 
     df = storage.read_window(cfg, start, end)
-    result = validate_frame(df, cfg, datetime.combine(start, datetime.min.time()), datetime.combine(end, datetime.min.time()))
     rdir = run_dir(cfg, ctx)
+    path = storage.join(rdir, snapshot_name)
+    # The snapshot is encoded and hashed on a second thread while GX checks the same frame (Arrow's
+    # writer runs with the GIL released); it only takes its place once every rule has passed.
+    staging = _in_background(lambda: (storage.stage_frame(df, path), storage.fingerprint(df)) if df is not None and len(df) else None)
+    try:
+        result = validate_frame(df, cfg, datetime.combine(start, datetime.min.time()), datetime.combine(end, datetime.min.time()))
+    except BaseException:
+        _discard(staging)
+        raise
     import json
 
     storage.write_text(storage.join(rdir, "validation_result.json"), json.dumps(result.raw, indent=1, default=str))
     if mlflow_run_id:
         tracking.log_json(mlflow_run_id, result.raw, "validation/validation_result.json")
     if not result.success:
+        _discard(staging)
         result.raise_for_failures()
-    path = storage.write_frame(df, storage.join(rdir, snapshot_name))
-    out = {"rows": int(len(df)), "fingerprint": storage.fingerprint(df), "path": path,
+    staged, fingerprint = staging.result()  # a window that passed has rows, so it was staged
+    storage.commit_staged(staged, path)
+    out = {"rows": int(len(df)), "fingerprint": fingerprint, "path": path,
            "start": start.isoformat(), "end": end.isoformat(), "expectations": len(result.raw.get("results", []))}
     log.info("validated %d rows of %s in [%s, %s): %d expectations passed", len(df), cfg.model_name, start, end, out["expectations"])
     return out
+
+
+def _discard(staging: Any) -> None:
+    """Wait for a staged snapshot and remove it (the data it holds was refused)."""
+    try:
+        staged = staging.result()
+        if staged is not None:
+            storage.discard_staged(staged[0])
+    except Exception:  # noqa: BLE001 - the refusal is the error to report, not the cleanup
+        log.warning("could not remove a refused snapshot", exc_info=True)
 
 
 # -- 2. features ----------------------------------------------------------------------------
@@ -231,9 +251,36 @@ def fit_booster(cfg: ModelopsConfig, which: str, parts: dict[str, Any], params: 
     raise ValueError(f"unknown model '{which}' (expected xgboost or lightgbm)")
 
 
+def _in_background(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` on its own thread; ``.result()`` waits and re-raises its error here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="modelops")
+    try:
+        return pool.submit(fn, *args)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _open_training_run(cfg: ModelopsConfig, ctx: RunContext, which: str, hp_tags: dict[str, str]) -> str:
+    """The booster's child run with the provenance of its hyperparameters; loads the plotting code too."""
+    import matplotlib.figure  # noqa: F401 - the importance plot's import (~0.5 s), paid while the booster fits
+
+    parent = parent_run(cfg, ctx)
+    child = tracking.get_or_create_run(cfg.mlflow.experiment, ctx, f"train_{which}", which, parent_run_id=parent)
+    c = registry.client()
+    for k, v in hp_tags.items():  # where these parameters came from (study, trial, MLflow run)
+        c.set_tag(child, k, v)
+    return child
+
+
 def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict[str, Any],
                 hp_overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """One booster with early stopping on validation, logged as a child run of the retrain run."""
+    """One booster with early stopping on validation, logged as a child run of the retrain run.
+
+    The boosters fit and predict in C with the GIL released, so the Python-only work around them
+    (MLflow run, plot) runs on a second thread meanwhile instead of after them.
+    """
     from modelops import metrics as M
     from modelops import plots
     from modelops.ensemble import predict_raw
@@ -243,26 +290,28 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
     hp, hp_tags = load_for_training(cfg, which, hp_overrides)
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
     parts = _load_split(features["features_path"], tt)
-    X_va = parts["validation"][0]
+    X_va, y_va = parts["validation"][0], parts["validation"][2]
     builder = _read_pickle(features["builder_path"])
-    model, info = fit_booster(cfg, which, parts, hp, builder.categorical_feature_names)
-    inv = inverse_transform(tt)
+    opening = _in_background(_open_training_run, cfg, ctx, which, hp_tags)
+    try:
+        model, info = fit_booster(cfg, which, parts, hp, builder.categorical_feature_names)
+    except BaseException:
+        try:  # the run the other thread opened shows the failure instead of staying RUNNING
+            tracking.finish_run(opening.result(), "FAILED")
+        except Exception:  # noqa: BLE001 - the fit's own error is the one to raise
+            log.warning("could not mark the %s training run failed", which, exc_info=True)
+        raise
+    child = opening.result()
+    del parts
+    imp = feature_importance(model, list(builder.feature_names))
     # Validation predictions are kept for the ensemble weights; test metrics come from build_ensemble,
     # which scores the test window once for both boosters and the ensemble.
-    pred_va = predict_raw(model, X_va, cfg.task)
-    val_metrics = M.compute(cfg.task, parts["validation"][2], inv(pred_va), cfg.evaluation.decision_threshold)
-    del parts, X_va
-
-    parent = parent_run(cfg, ctx)
-    child = tracking.get_or_create_run(cfg.mlflow.experiment, ctx, f"train_{which}", which, parent_run_id=parent)
+    predicting = _in_background(predict_raw, model, X_va, cfg.task)
     tracking.log_params(child, {**info["params"], "early_stopping_rounds": cfg.training.early_stopping_rounds,
                                 "best_iteration": info["best_iteration"], "target_transform": tt,
                                 "hyperparameters_source": hp_tags["modelops.hyperparameters.file"],
                                 "hyperparameter_overrides": bool(hp_overrides and hp_overrides.get(which))})
     c = registry.client()
-    for k, v in hp_tags.items():  # where these parameters came from (study, trial, MLflow run)
-        c.set_tag(child, k, v)
-    tracking.log_metrics(child, {f"validation_{k}": v for k, v in val_metrics.items()})
     curve = info.get("validation_curve") or []
     if curve:
         from mlflow.entities import Metric
@@ -270,8 +319,11 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
         batch = [Metric("validation_curve", float(v), 0, i) for i, v in enumerate(curve)]
         for i in range(0, len(batch), 900):
             c.log_batch(child, metrics=batch[i:i + 900])
-    imp = feature_importance(model, list(builder.feature_names))
     plots.log_feature_importance(child, imp, f"{which} feature importance")
+    pred_va = predicting.result()
+    del X_va
+    val_metrics = M.compute(cfg.task, y_va, inverse_transform(tt)(pred_va), cfg.evaluation.decision_threshold)
+    tracking.log_metrics(child, {f"validation_{k}": v for k, v in val_metrics.items()})
     tracking.finish_run(child)
     path = storage.join(run_dir(cfg, ctx), f"model_{which}.pkl")
     pred_path = storage.join(run_dir(cfg, ctx), f"validation_predictions_{which}.npy")
@@ -349,7 +401,7 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
                 "test_metrics": {k[len("test_"):]: v for k, v in c.get_run(parent).data.metrics.items() if k.startswith("test_")},
                 "weights": _json_tag(c.get_run(parent).data.tags.get("modelops.weights"))}
 
-    warm = tracking.warm_model_logging()  # overlaps the scoring below
+    warming = _in_background(tracking.warm_model_logging)  # overlaps the scoring below
     builder = _read_pickle(features["builder_path"])
     m_x, m_l = _read_pickle(xgb["model_path"]), _read_pickle(lgbm["model_path"])
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
@@ -395,7 +447,7 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
         c.set_tag(parent, k, v)
     tracking.log_json(parent, {"config_source": cfg.source_path, "config": cfg.model_dump(mode="json")}, "config/config.json")
 
-    warm.join()
+    warming.result()
     with registry.fluent(c.get_run(parent).info.experiment_id).start_run(run_id=parent):
         schema = _frame_schema(raw)
         for name, mask in (("train", train_mask), ("validation", val_mask), ("test", test_mask)):

@@ -213,18 +213,37 @@ def io_errors(op: str, path: str) -> Iterator[None]:
 
 def write_frame(df: pd.DataFrame, path: str) -> str:
     """Write atomically enough for retries: same path, full overwrite (via ``<path>.tmp``)."""
+    return commit_staged(stage_frame(df, path), path)
+
+
+def stage_frame(df: pd.DataFrame, path: str) -> str:
+    """The first half of ``write_frame``: ``df`` in ``<path>.tmp``, nothing at ``path`` yet."""
     with io_errors("write", path):
         fs, p = _fs(path)
-        parent = p.rsplit("/", 1)[0]
-        fs.makedirs(parent, exist_ok=True)
+        fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{path}.tmp"
         with fsspec.open(tmp, "wb") as fh:
             df.to_parquet(fh, index=False)
-        fs_tmp, ptmp = _fs(tmp)
+    return tmp
+
+
+def commit_staged(tmp: str, path: str) -> str:
+    """The second half: the staged file replaces whatever ``path`` held."""
+    with io_errors("write", path):
+        fs, p = _fs(path)
+        _, ptmp = _fs(tmp)
         if fs.exists(p):
             fs.rm(p)
         fs.mv(ptmp, p)
     return path
+
+
+def discard_staged(tmp: str) -> None:
+    """A staged file whose data was refused: removed, so no snapshot of it is left anywhere."""
+    with io_errors("remove", tmp):
+        fs, ptmp = _fs(tmp)
+        if fs.exists(ptmp):
+            fs.rm(ptmp)
 
 
 def _table_to_frame(table: Any) -> pd.DataFrame:

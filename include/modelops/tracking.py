@@ -8,6 +8,7 @@ in the run it already started instead of scattering new ones.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -16,6 +17,8 @@ from typing import Any
 import modelops
 from modelops import settings
 from modelops.registry import RUN_KEY, client, ensure_experiment
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -136,29 +139,22 @@ def run_link(run_id: str) -> str:
     return f"{base.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
 
-def warm_model_logging() -> Any:
-    """Start, on another thread, the per-process lookups ``log_model`` makes first; ``join()`` it before.
+def warm_model_logging() -> None:
+    """The per-process lookups MLflow's first ``log_model`` makes, done ahead (meant for another thread).
 
     MLflow's first ``log_model`` in a process maps every installed distribution to its modules
     (to check the pinned requirements, ~0.5 s) and asks git about the main script (~0.35 s).
-    Both are Python-only and cached for the process; scoring the test window, which runs next,
-    spends its time in the boosters' C code with the GIL released, so on a second core these
-    lookups cost no wall time. Failures are left to the real call, which handles them itself.
+    Both are Python-only and cached for the process; ``build_ensemble`` runs this while the test
+    window is scored, which spends its time in the boosters' C code with the GIL released, so on a
+    second core they cost no wall time. Failures are left to the real call, which handles them itself.
     """
-    import threading
+    try:
+        from mlflow.tracking.context.registry import resolve_tags
+        from mlflow.utils import requirements_utils
 
-    def warm() -> None:
-        try:
-            from mlflow.tracking.context.registry import resolve_tags
-            from mlflow.utils import requirements_utils
-
-            resolve_tags()
-            init = getattr(requirements_utils, "_init_packages_to_modules_map", None)
-            if init is not None:
-                init()
-        except Exception:  # noqa: BLE001,S110 - only a head start; log_model repeats what failed here
-            pass
-
-    t = threading.Thread(target=warm, name="modelops-warm-model-logging", daemon=True)
-    t.start()
-    return t
+        resolve_tags()
+        init = getattr(requirements_utils, "_init_packages_to_modules_map", None)
+        if init is not None:
+            init()
+    except Exception:  # noqa: BLE001 - only a head start; log_model repeats what failed here
+        log.debug("warming MLflow's model logging failed", exc_info=True)

@@ -99,6 +99,7 @@ def _expect_failure(cfg, exc_type, needles) -> str:
         assert n in text, f"{n!r} not in:\n{text}"
     rdir = lifecycle.run_dir(cfg, CTX)
     assert not storage.exists(storage.join(rdir, "raw.parquet")), "a snapshot was written for build_features"
+    assert not storage.exists(storage.join(rdir, "raw.parquet.tmp")), "the refused data's staged snapshot was left behind"
     assert registry.versions(cfg.model_name) == []
     return text
 
@@ -107,7 +108,9 @@ def test_extra_column_is_allowed_by_default(tmp_path, clean):
     cfg = _cfg(tmp_path)
     write_dataset(clean.assign(surprise=1), cfg)
     out = lifecycle.validate_data(cfg, CTX, START, END)
-    assert out["rows"] == len(clean) and storage.exists(out["path"])
+    assert out["rows"] == len(clean) and storage.exists(out["path"]) and not storage.exists(out["path"] + ".tmp")
+    assert out["fingerprint"] == storage.fingerprint(storage.read_window(cfg, START, END))
+    assert storage.fingerprint(storage.read_frame(out["path"])) == out["fingerprint"]
 
 
 # -- file-level breakage ---------------------------------------------------------------------------
