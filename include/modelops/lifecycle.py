@@ -154,35 +154,41 @@ def _read_pickle(path: str) -> Any:
 SPLITS = ("train", "validation", "test")
 
 
-def _load_split(features_path: str, target_transform: str):
-    """name -> (X, y on the training scale, y in target units); row ranges of one frame, not copies."""
+def _load_split(features_path: str, target_transform: str, splits: tuple[str, ...] = SPLITS):
+    """name -> (X, y on the training scale, y in target units) for ``splits``; row ranges of one frame, not copies.
+
+    Training and tuning ask for train and validation only: in time order those are the file's
+    leading rows, so the test rows (15% by default) are never read into their process.
+    """
     import numpy as np
 
     from modelops.training import transform_target
 
-    X = _read_feature_block(features_path)
+    wanted = [SPLITS.index(name) for name in splits]
+    X = _read_feature_block(features_path, max(wanted))
     codes = X.pop("_split").to_numpy()
     if codes.dtype.kind in "OUT" or not np.issubdtype(codes.dtype, np.integer):  # files written before the int8 codes
         codes = np.select([codes == "validation", codes == "test"], [1, 2], 0)
     target = X.pop("_target").to_numpy()
     contiguous = bool(np.all(np.diff(codes) >= 0))
     parts = {}
-    for i, name in enumerate(SPLITS):
+    for i in wanted:
         if contiguous:
             a, b = np.searchsorted(codes, i, "left"), np.searchsorted(codes, i, "right")
             Xs, y = X.iloc[a:b], target[a:b]
         else:
             m = codes == i
             Xs, y = X.loc[m], target[m]
-        parts[name] = (Xs, transform_target(y, target_transform), y)
+        parts[SPLITS[i]] = (Xs, transform_target(y, target_transform), y)
     return parts
 
 
-def _read_feature_block(features_path: str) -> Any:
+def _read_feature_block(features_path: str, last_code: int = 2) -> Any:
     """The feature frame as ``transform`` made it: one (features x rows) block, filled a column at a time.
 
     Reading the whole file and converting it held Arrow's copy, pandas' copy and a consolidation
-    copy at once (the training task's peak); this holds the block and one column.
+    copy at once (the training task's peak); this holds the block and one column. When the split
+    codes are in order, rows after the last one with a code <= ``last_code`` are not kept.
     """
     import fsspec
     import numpy as np
@@ -195,15 +201,19 @@ def _read_feature_block(features_path: str) -> Any:
         types = {str(pf.schema_arrow.field(n).type) for n in names}
         if len(types) != 1 or types.pop() not in ("float", "double"):
             return storage.read_frame(features_path)  # not a file build_features wrote
-        dtype = np.float32 if str(pf.schema_arrow.field(names[0]).type) == "float" else np.float64
-        block = np.empty((len(names), pf.metadata.num_rows), dtype=dtype)
-        for i, name in enumerate(names):
-            block[i] = pf.read(columns=[name]).column(0).to_numpy()
         extra = pf.read(columns=["_split", "_target"]).to_pandas()
+        codes = extra["_split"].to_numpy()
+        n = len(codes)
+        if codes.dtype.kind in "iu" and bool(np.all(np.diff(codes) >= 0)):
+            n = int(np.searchsorted(codes, last_code, "right"))
+        dtype = np.float32 if str(pf.schema_arrow.field(names[0]).type) == "float" else np.float64
+        block = np.empty((len(names), n), dtype=dtype)
+        for i, name in enumerate(names):
+            block[i] = pf.read(columns=[name]).column(0).slice(0, n).to_numpy()
     storage.release_memory()  # the columns' Arrow buffers, cached by the pool otherwise
     X = pd.DataFrame(block.T, columns=names, copy=False)
-    X["_split"] = extra["_split"].to_numpy()
-    X["_target"] = extra["_target"].to_numpy()
+    X["_split"] = codes[:n]
+    X["_target"] = extra["_target"].to_numpy()[:n]
     return X
 
 
@@ -263,9 +273,7 @@ def _in_background(fn: Any, *args: Any) -> Any:
 
 
 def _open_training_run(cfg: ModelopsConfig, ctx: RunContext, which: str, hp_tags: dict[str, str]) -> str:
-    """The booster's child run with the provenance of its hyperparameters; loads the plotting code too."""
-    import matplotlib.figure  # noqa: F401 - the importance plot's import (~0.5 s), paid while the booster fits
-
+    """The booster's child run with the provenance of its hyperparameters."""
     parent = parent_run(cfg, ctx)
     child = tracking.get_or_create_run(cfg.mlflow.experiment, ctx, f"train_{which}", which, parent_run_id=parent)
     c = registry.client()
@@ -278,8 +286,10 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
                 hp_overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """One booster with early stopping on validation, logged as a child run of the retrain run.
 
-    The boosters fit and predict in C with the GIL released, so the Python-only work around them
-    (MLflow run, plot) runs on a second thread meanwhile instead of after them.
+    Tracking waits for the fit: a failed fit leaves no run behind, and the MLflow client and
+    plotting code (~40 MB in a fresh task process) do not stack on the fit's peak. Validation is
+    predicted in C with the GIL released, so the run, its parameters and the plot are made on this
+    thread meanwhile.
     """
     from modelops import metrics as M
     from modelops import plots
@@ -289,24 +299,16 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
 
     hp, hp_tags = load_for_training(cfg, which, hp_overrides)
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
-    parts = _load_split(features["features_path"], tt)
+    parts = _load_split(features["features_path"], tt, ("train", "validation"))
     X_va, y_va = parts["validation"][0], parts["validation"][2]
     builder = _read_pickle(features["builder_path"])
-    opening = _in_background(_open_training_run, cfg, ctx, which, hp_tags)
-    try:
-        model, info = fit_booster(cfg, which, parts, hp, builder.categorical_feature_names)
-    except BaseException:
-        try:  # the run the other thread opened shows the failure instead of staying RUNNING
-            tracking.finish_run(opening.result(), "FAILED")
-        except Exception:  # noqa: BLE001 - the fit's own error is the one to raise
-            log.warning("could not mark the %s training run failed", which, exc_info=True)
-        raise
-    child = opening.result()
+    model, info = fit_booster(cfg, which, parts, hp, builder.categorical_feature_names)
     del parts
     imp = feature_importance(model, list(builder.feature_names))
     # Validation predictions are kept for the ensemble weights; test metrics come from build_ensemble,
     # which scores the test window once for both boosters and the ensemble.
     predicting = _in_background(predict_raw, model, X_va, cfg.task)
+    child = _open_training_run(cfg, ctx, which, hp_tags)
     tracking.log_params(child, {**info["params"], "early_stopping_rounds": cfg.training.early_stopping_rounds,
                                 "best_iteration": info["best_iteration"], "target_transform": tt,
                                 "hyperparameters_source": hp_tags["modelops.hyperparameters.file"],

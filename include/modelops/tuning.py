@@ -293,7 +293,7 @@ def tune_model(cfg: ModelopsConfig, ctx: RunContext, which: str, request: dict[s
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.monotonic()
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
-    parts = lifecycle._load_split(features["features_path"], tt)
+    parts = lifecycle._load_split(features["features_path"], tt, ("train", "validation"))
     categorical = lifecycle._read_pickle(features["builder_path"]).categorical_feature_names
 
     name = study_name(cfg, ctx, which)

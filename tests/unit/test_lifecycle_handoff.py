@@ -51,6 +51,12 @@ def test_load_split_gives_row_ranges_without_copying(tmp_path, legacy):
         np.testing.assert_array_equal(y_raw, np.flatnonzero(codes == i).astype(float))
         np.testing.assert_allclose(y, np.log1p(y_raw))
         np.testing.assert_array_equal(Xs.to_numpy(), X.loc[codes == i, list("abcd")].to_numpy())
+    # training and tuning read the leading train + validation rows only (legacy string codes: all rows, masked)
+    fit = lifecycle._load_split(path, "log1p", ("train", "validation"))
+    assert list(fit) == ["train", "validation"]
+    np.testing.assert_array_equal(fit["validation"][2], np.flatnonzero(codes == 1).astype(float))
+    held = lifecycle._read_feature_block(path, 1)
+    assert len(held) == (30 if legacy else 25)
 
 
 def test_load_split_falls_back_to_masks_when_rows_interleave(tmp_path):
