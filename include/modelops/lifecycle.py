@@ -431,7 +431,7 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
 
     # Lineage and inputs -------------------------------------------------------------
     sign = _signature(cfg, raw)
-    example = raw.drop(columns=[cfg.data.target_column]).head(5)
+    example = raw.head(5).drop(columns=[cfg.data.target_column])  # not a copy of every row first
     tracking.log_params(parent, {"ensemble_weights": weights, "fit_weights_on_validation": cfg.training.ensemble.fit_on_validation,
                                  "training_window": f"[{validation['start']}, {validation['end']})", **{f"split_{k}": v for k, v in split.items()},
                                  "features": builder.feature_names, "task": cfg.task, "metric": cfg.evaluation.metric,
