@@ -58,8 +58,8 @@ def lean_memory(mmap_threshold: int = 1 << 20) -> Iterator[bool]:
     large block is freed (up to 32 MB), so later arrays land in the heap and stay; Arrow's mimalloc
     pool keeps its own pages. A fixed 1 MB threshold and Arrow's system pool took the feature
     step's peak at 1M rows from ~300 to ~250 MB. It is not free: every large array then costs
-    fresh pages, which doubled the time of the GX suite and slowed each booster's fit by ~0.3 s,
-    while the boosters' peaks moved by ~10 MB. So it is scoped to the step that needs it
+    fresh pages, which doubled the time of the GX suite (0.65 -> 1.3 s) and slowed each booster's
+    fit by 0.2-0.4 s, while the boosters' peaks moved by 10-15 MB. So it is scoped to the step that needs it
     (``lifecycle.build_features``), and the block hands back the settled thresholds of glibc's own
     heuristic (32 MB mmap, 64 MB trim) and the previous Arrow pool.
 
