@@ -286,10 +286,10 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
                 hp_overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """One booster with early stopping on validation, logged as a child run of the retrain run.
 
-    Tracking waits for the fit: a failed fit leaves no run behind, and the MLflow client and
-    plotting code (~40 MB in a fresh task process) do not stack on the fit's peak. Validation is
-    predicted in C with the GIL released, so the run, its parameters and the plot are made on this
-    thread meanwhile.
+    Tracking waits for the fit: a failed fit leaves no run behind, and the MLflow client (~24 MB
+    in a fresh task process) does not stack on the fit's peak; only the plotting modules (~13 MB)
+    are imported during the fit. Validation is predicted in C with the GIL released, so the run,
+    its parameters and the plot are made on this thread meanwhile.
     """
     from modelops import metrics as M
     from modelops import plots
@@ -302,7 +302,9 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
     parts = _load_split(features["features_path"], tt, ("train", "validation"))
     X_va, y_va = parts["validation"][0], parts["validation"][2]
     builder = _read_pickle(features["builder_path"])
+    plotting = _in_background(plots.preload)  # imported while the fit runs in C (see plots.preload)
     model, info = fit_booster(cfg, which, parts, hp, builder.categorical_feature_names)
+    plotting.result()
     del parts
     imp = feature_importance(model, list(builder.feature_names))
     # Validation predictions are kept for the ensemble weights; test metrics come from build_ensemble,
@@ -390,8 +392,8 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
 
     from modelops import metrics as M
     from modelops import plots
-    from modelops.drift import ReferenceProfile
     from modelops.ensemble import EnsembleModel, code_path
+    from modelops.features import take_rows
     from modelops.training import fit_weights
 
     parent = parent_run(cfg, ctx)
@@ -414,6 +416,10 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
     test_mask = (raw[ts] >= split["test_start"]).to_numpy()
     train_mask = (raw[ts] < split["validation_start"]).to_numpy()
     val_mask = ~train_mask & ~test_mask
+    # The drift reference (the training rows' profile, kept with the model's run) is sorted and
+    # logged on a second thread while the test window is scored below: both run in C with the GIL
+    # released, and the booster scoring uses only the training threads.
+    profiling = _in_background(_log_reference_profile, parent, take_rows(raw, train_mask), cfg)
     if cfg.training.ensemble.fit_on_validation:
         # the boosters' validation outputs as their training tasks computed them
         y_va = raw.loc[val_mask, cfg.data.target_column].to_numpy(dtype="float64")
@@ -460,9 +466,7 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
             name="model", python_model=model, code_paths=[code_path()], signature=sign, input_example=example,
             pip_requirements=_pip_requirements(), metadata={"task": cfg.task, "weights": weights, "metric": cfg.evaluation.metric},
         )
-    # drift reference: the training snapshot's profile, kept with the run of the model
-    profile = ReferenceProfile.from_frame(raw.loc[train_mask], list(cfg.features.numeric), list(cfg.features.categorical), cfg.drift.psi_bins)
-    _log_profile(parent, profile)
+    profiling.result()
     if cfg.task == "regression":
         plots.log_residuals(parent, y_te, pred, f"{cfg.model_name} test residuals", seed=cfg.training.seed)
     else:
@@ -555,6 +559,13 @@ def _pip_requirements() -> list[str]:
     return out
 
 
+def _log_reference_profile(run_id: str, train_rows: Any, cfg: ModelopsConfig) -> None:
+    from modelops.drift import ReferenceProfile
+
+    profile = ReferenceProfile.from_frame(train_rows, list(cfg.features.numeric), list(cfg.features.categorical), cfg.drift.psi_bins)
+    _log_profile(run_id, profile)
+
+
 def _log_profile(run_id: str, profile: Any) -> None:
     import tempfile
     from pathlib import Path
@@ -590,14 +601,13 @@ def evaluate(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any], ens
     """Candidate and current production on the same test window, same inputs."""
     from modelops import metrics as M
 
-    raw = storage.read_frame(features["raw_sorted_path"])
-    ts = cfg.data.timestamp_column
-    test_mask = (raw[ts] >= features["split"]["test_start"]).to_numpy()
-    y = raw.loc[test_mask, cfg.data.target_column].to_numpy(dtype="float64")
     cand = ensemble["test_metrics"]
     prod_version = registry.alias_version(cfg.model_name, registry.PRODUCTION)
     prod_metrics = None
-    if prod_version is not None:
+    if prod_version is not None:  # the snapshot is read only when there is a production model to score on it
+        raw = storage.read_frame(features["raw_sorted_path"])
+        test_mask = (raw[cfg.data.timestamp_column] >= features["split"]["test_start"]).to_numpy()
+        y = raw.loc[test_mask, cfg.data.target_column].to_numpy(dtype="float64")
         impl = load_pyfunc_impl(f"models:/{cfg.model_name}@{registry.PRODUCTION}")
         prod_metrics = M.compute(cfg.task, y, score_window(impl, raw, cfg, test_mask), cfg.evaluation.decision_threshold)
         tracking.log_metrics(ensemble["mlflow_run_id"], {f"production_test_{k}": v for k, v in prod_metrics.items()})

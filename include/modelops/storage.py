@@ -223,8 +223,22 @@ def stage_frame(df: pd.DataFrame, path: str) -> str:
         fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{path}.tmp"
         with fsspec.open(tmp, "wb") as fh:
-            df.to_parquet(fh, index=False)
+            df.to_parquet(fh, index=False, **parquet_options(df))
     return tmp
+
+
+def parquet_options(df: pd.DataFrame) -> dict[str, Any]:
+    """Encodings for run files, which are written once and read a few times within the hour.
+
+    Float columns (every feature) go byte-stream-split instead of dictionary-encoded: dictionary
+    encoding was 0.4 of the 0.57 s it took to write the 1M-row feature file, and splitting the
+    bytes compresses better than a dictionary of mostly distinct values. With LZ4 (written as
+    Parquet's LZ4_RAW) the file writes in 0.2 s, reads faster and is smaller (28 MB against 30).
+    Other columns keep dictionaries (strings, codes), where they pay. All of it is standard Parquet.
+    """
+    floats = [str(c) for c in df.columns if getattr(df[c].dtype, "kind", "") == "f"]
+    others = [str(c) for c in df.columns if str(c) not in set(floats)]
+    return {"compression": "lz4", "use_dictionary": others, "column_encoding": dict.fromkeys(floats, "BYTE_STREAM_SPLIT")}
 
 
 def commit_staged(tmp: str, path: str) -> str:

@@ -59,6 +59,26 @@ def test_load_split_gives_row_ranges_without_copying(tmp_path, legacy):
     assert len(held) == (30 if legacy else 25)
 
 
+def test_run_files_split_float_bytes_keep_dictionaries_elsewhere_and_round_trip(tmp_path):
+    """Float columns are byte-stream-split (no dictionary: the slow part of writing the feature file),
+    the rest keep dictionaries; values, NaNs and dtypes come back as written."""
+    import pyarrow.parquet as pq
+
+    df = pd.DataFrame({"f32": np.array([1.5, np.nan, -0.0, 3e38], dtype=np.float32), "f64": [0.1, 2.0, np.nan, -1e300],
+                       "code": np.array([0, 1, 1, 2], dtype=np.int8), "store": ["a", "b", None, "a"],
+                       "when": pd.to_datetime(["2025-01-01", "2025-01-02", None, "2025-01-04"]),
+                       "nullable": pd.array([1.5, None, 2.5, None], dtype="Float64")})
+    path = storage.write_frame(df, str(tmp_path / "run.parquet"))
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    enc = {meta.column(i).path_in_schema: set(meta.column(i).encodings) for i in range(meta.num_columns)}
+    for col in ("f32", "f64", "nullable"):
+        assert "BYTE_STREAM_SPLIT" in enc[col] and "RLE_DICTIONARY" not in enc[col], (col, enc[col])
+    for col in ("code", "store", "when"):
+        assert "RLE_DICTIONARY" in enc[col], (col, enc[col])
+    assert {meta.column(i).compression for i in range(meta.num_columns)} == {"LZ4"}  # pyarrow's name for LZ4_RAW
+    pd.testing.assert_frame_equal(storage.read_frame(path), df)
+
+
 def test_load_split_falls_back_to_masks_when_rows_interleave(tmp_path):
     X = pd.DataFrame({"a": np.arange(6, dtype=np.float32)})
     X["_split"] = np.array([0, 1, 0, 2, 1, 2], dtype=np.int8)
