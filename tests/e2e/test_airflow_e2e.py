@@ -195,7 +195,12 @@ def test_retrain_approve_promote_and_drift_schedules_retrain(airflow):
                   if r.start_date)
     assert first_b >= runs.get_dag_run("retrain_weekly", run1).end_date  # serialized, not overlapping
     assert registry.alias_version(cfg.model_name, "production") == v1
-    assert registry.versions(cfg.model_name)[-1].tags["lifecycle"] == "rejected"
+    weak = registry.versions(cfg.model_name)[-1]
+    assert weak.tags["lifecycle"] == "rejected"
+    # evaluate scored production v1 on the same test window and kept its figures with the candidate's run
+    compared = registry.client().get_run(weak.run_id).data
+    assert compared.tags["modelops.compared_with_production_version"] == v1
+    assert f"production_test_{cfg.evaluation.metric}" in compared.metrics
 
     # drift on a drifted day: the Asset event makes the scheduler start retrain_weekly by itself
     drift_run = trigger("drift_daily", "2025-11-20", {})
