@@ -20,16 +20,6 @@ def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (7, 
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
-def preload() -> None:
-    """Import the figure and Agg modules ahead of the first plot (~0.4 s in a fresh process).
-
-    Called on a second thread while a booster fits with the GIL released: the import then costs
-    no wall time, and its ~13 MB stays within the training task's memory target.
-    """
-    import matplotlib.backends.backend_agg  # noqa: F401
-    import matplotlib.figure  # noqa: F401
-
-
 def pyplot() -> Any:
     """pyplot on the Agg backend, for third-party plotting that needs it (optuna's matplotlib plots)."""
     import matplotlib
