@@ -136,7 +136,9 @@ def render(res: dict[str, Any]) -> str:
     rt = res.get("retrain")
     if rt:
         out += ["", f"**Retrain** (store sales, {rt['window_days']} days x rows/{rt['window_days']} stores, same fixed "
-                "hyperparameters, one booster thread). Three ways to the same candidate: `core` = the library on the data "
+                f"hyperparameters, one booster thread; seconds are medians of {rt.get('repeat', 3)} rounds"
+                + (f", {rt['repeat_largest']} at the largest size" if rt.get("repeat_largest") else "")
+                + "). Three ways to the same candidate: `core` = the library on the data "
                 "directly (read, features, XGBoost, LightGBM, ensemble weights and test scores; no validation, no MLflow); "
                 "`steps` = the DAG's own steps (`modelops.lifecycle`: GX validation, files between steps, MLflow runs, "
                 "plots, model logging, registration, gate) called in order in one process; `DAG` = `retrain_weekly` through "
