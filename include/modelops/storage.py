@@ -236,8 +236,9 @@ def parquet_options(df: pd.DataFrame) -> dict[str, Any]:
     Parquet's LZ4_RAW) the file writes in 0.2 s, reads faster and is smaller (28 MB against 30).
     Other columns keep dictionaries (strings, codes), where they pay. All of it is standard Parquet.
     """
-    floats = [str(c) for c in df.columns if getattr(df[c].dtype, "kind", "") == "f"]
-    others = [str(c) for c in df.columns if str(c) not in set(floats)]
+    kinds = {str(c): getattr(dt, "kind", "") for c, dt in df.dtypes.items()}
+    floats = [c for c, k in kinds.items() if k == "f"]
+    others = [c for c, k in kinds.items() if k != "f"]
     return {"compression": "lz4", "use_dictionary": others, "column_encoding": dict.fromkeys(floats, "BYTE_STREAM_SPLIT")}
 
 
