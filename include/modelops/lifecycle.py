@@ -326,7 +326,9 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
     pred_va = predicting.result()
     del X_va
     val_metrics = M.compute(cfg.task, y_va, inverse_transform(tt)(pred_va), cfg.evaluation.decision_threshold)
-    tracking.log_metrics(child, {f"validation_{k}": v for k, v in val_metrics.items()})
+    # The fit alone, apart from the task around it: what to compare between hyperparameters or
+    # machines, and what the retrain bench subtracts to see what the task adds.
+    tracking.log_metrics(child, {**{f"validation_{k}": v for k, v in val_metrics.items()}, "fit_seconds": info["fit_seconds"]})
     tracking.finish_run(child)
     path = storage.join(run_dir(cfg, ctx), f"model_{which}.pkl")
     pred_path = storage.join(run_dir(cfg, ctx), f"validation_predictions_{which}.npy")
@@ -334,7 +336,8 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
     _write_pickle(path, model)
     log.info("%s: best iteration %s, validation %s", which, info["best_iteration"], {k: round(v, 5) for k, v in val_metrics.items()})
     return {"model_path": path, "mlflow_run_id": child, "best_iteration": info["best_iteration"],
-            "validation_predictions_path": pred_path, "validation_metrics": val_metrics}
+            "validation_predictions_path": pred_path, "validation_metrics": val_metrics,
+            "fit_seconds": round(info["fit_seconds"], 3)}
 
 
 # -- 4. ensemble ----------------------------------------------------------------------------
@@ -387,11 +390,9 @@ def _predicts_rows(model: Any) -> bool:
 def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any], xgb: dict[str, Any], lgbm: dict[str, Any],
                    validation: dict[str, Any]) -> dict[str, Any]:
     """Weights (config or fitted on validation), one pyfunc with signature + example, lineage on the parent run."""
-    import mlflow
-
     from modelops import metrics as M
     from modelops import plots
-    from modelops.ensemble import EnsembleModel, code_path
+    from modelops.ensemble import EnsembleModel
     from modelops.features import take_rows
     from modelops.training import fit_weights
 
@@ -404,7 +405,6 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
                 "test_metrics": {k[len("test_"):]: v for k, v in c.get_run(parent).data.metrics.items() if k.startswith("test_")},
                 "weights": _json_tag(c.get_run(parent).data.tags.get("modelops.weights"))}
 
-    warming = _in_background(tracking.warm_model_logging)  # overlaps the scoring below
     builder = _read_pickle(features["builder_path"])
     m_x, m_l = _read_pickle(xgb["model_path"]), _read_pickle(lgbm["model_path"])
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
@@ -426,25 +426,50 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
                               y_va, cfg.task, cfg.evaluation.metric, cfg.greater_is_better, model.inverse)
         model = EnsembleModel(builder, m_x, m_l, weights, cfg.task, tt)
     weights = model.weights
+    # The model, its inputs and its lineage depend on nothing the test scores say: they are logged
+    # on a third thread while the test window is scored (Python work while the boosters predict in
+    # C with the GIL released). The run is marked done (``modelops.model_uri``) only after both.
+    logging = _in_background(_log_ensemble, cfg, ctx, parent, model, raw, (train_mask, val_mask, test_mask), validation, split)
+    try:
+        y_te = raw.loc[test_mask, cfg.data.target_column].to_numpy(dtype="float64")
+        components = score_window_components(model, raw, cfg, test_mask)
+        pred = model.combine(components)
+        thr = cfg.evaluation.decision_threshold
+        test_metrics = M.compute(cfg.task, y_te, pred, thr)
+        booster_test = {name: M.compute(cfg.task, y_te, model.inverse(components[name]), thr) for name in ("xgboost", "lightgbm")}
+        tracking.log_metrics(parent, {f"test_{k}": v for k, v in test_metrics.items()})
+        for name, res in (("xgboost", xgb), ("lightgbm", lgbm)):
+            tracking.log_metrics(parent, {f"{name}_test_{k}": v for k, v in booster_test[name].items()})
+            tracking.log_metrics(res["mlflow_run_id"], {f"test_{k}": v for k, v in booster_test[name].items()})
+        if cfg.task == "regression":
+            plots.log_residuals(parent, y_te, pred, f"{cfg.model_name} test residuals", seed=cfg.training.seed)
+        else:
+            plots.log_confusion_matrix(parent, y_te, pred, cfg.evaluation.decision_threshold, f"{cfg.model_name} test confusion matrix")
+        profiling.result()
+    except BaseException:
+        _drop_logged_model(logging)
+        raise
+    info = logging.result()
+    c.set_tag(parent, "modelops.model_uri", info.model_uri)
+    log.info("ensemble weights %s, test %s -> %s", weights, {k: round(v, 5) for k, v in test_metrics.items()}, info.model_uri)
+    return {"model_uri": info.model_uri, "mlflow_run_id": parent, "test_metrics": test_metrics, "weights": weights}
 
-    y_te = raw.loc[test_mask, cfg.data.target_column].to_numpy(dtype="float64")
-    components = score_window_components(model, raw, cfg, test_mask)
-    pred = model.combine(components)
-    thr = cfg.evaluation.decision_threshold
-    test_metrics = M.compute(cfg.task, y_te, pred, thr)
-    booster_test = {name: M.compute(cfg.task, y_te, model.inverse(components[name]), thr) for name in ("xgboost", "lightgbm")}
 
-    # Lineage and inputs -------------------------------------------------------------
+def _log_ensemble(cfg: ModelopsConfig, ctx: RunContext, parent: str, model: Any, raw: Any, masks: tuple[Any, Any, Any],
+                  validation: dict[str, Any], split: dict[str, Any]) -> Any:
+    """Parameters, lineage, the three split datasets and the pyfunc itself on the parent run; returns the ``ModelInfo``."""
+    import mlflow
+
+    from modelops.ensemble import code_path
+
+    c = registry.client()
+    builder, weights = model.builder, model.weights
     sign = _signature(cfg, raw)
     example = raw.head(5).drop(columns=[cfg.data.target_column])  # not a copy of every row first
     tracking.log_params(parent, {"ensemble_weights": weights, "fit_weights_on_validation": cfg.training.ensemble.fit_on_validation,
                                  "training_window": f"[{validation['start']}, {validation['end']})", **{f"split_{k}": v for k, v in split.items()},
                                  "features": builder.feature_names, "task": cfg.task, "metric": cfg.evaluation.metric,
                                  "threshold": cfg.evaluation.threshold})
-    tracking.log_metrics(parent, {f"test_{k}": v for k, v in test_metrics.items()})
-    for name, res in (("xgboost", xgb), ("lightgbm", lgbm)):
-        tracking.log_metrics(parent, {f"{name}_test_{k}": v for k, v in booster_test[name].items()})
-        tracking.log_metrics(res["mlflow_run_id"], {f"test_{k}": v for k, v in booster_test[name].items()})
     tracking.log_metrics(parent, {"rows_total": len(raw), "rows_train": split["train_rows"], "rows_validation": split["validation_rows"],
                                   "rows_test": split["test_rows"]})
     lineage = {**ctx.lineage_tags(), "modelops.config_hash": cfg.config_hash, "modelops.data_fingerprint": validation["fingerprint"],
@@ -453,26 +478,26 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
     for k, v in lineage.items():
         c.set_tag(parent, k, v)
     tracking.log_json(parent, {"config_source": cfg.source_path, "config": cfg.model_dump(mode="json")}, "config/config.json")
-
-    warming.result()
     with registry.fluent(c.get_run(parent).info.experiment_id).start_run(run_id=parent):
         schema = _frame_schema(raw)
-        for name, mask in (("train", train_mask), ("validation", val_mask), ("test", test_mask)):
+        for name, mask in zip(("train", "validation", "test"), masks):
             ds = _dataset(raw, mask, schema, source=cfg.data.path, targets=cfg.data.target_column, name=f"{cfg.model_name}-{name}",
                           digest=_json_digest([validation["fingerprint"], name, split]))
             mlflow.log_input(ds, context=name, tags={"rows": str(int(mask.sum())), "fingerprint": validation["fingerprint"]})
-        info = mlflow.pyfunc.log_model(
+        return mlflow.pyfunc.log_model(
             name="model", python_model=model, code_paths=[code_path()], signature=sign, input_example=example,
             pip_requirements=_pip_requirements(), metadata={"task": cfg.task, "weights": weights, "metric": cfg.evaluation.metric},
         )
-    profiling.result()
-    if cfg.task == "regression":
-        plots.log_residuals(parent, y_te, pred, f"{cfg.model_name} test residuals", seed=cfg.training.seed)
-    else:
-        plots.log_confusion_matrix(parent, y_te, pred, cfg.evaluation.decision_threshold, f"{cfg.model_name} test confusion matrix")
-    c.set_tag(parent, "modelops.model_uri", info.model_uri)
-    log.info("ensemble weights %s, test %s -> %s", weights, {k: round(v, 5) for k, v in test_metrics.items()}, info.model_uri)
-    return {"model_uri": info.model_uri, "mlflow_run_id": parent, "test_metrics": test_metrics, "weights": weights}
+
+
+def _drop_logged_model(logging: Any) -> None:
+    """Scoring failed while the model was logged: delete that logged model, so a failed attempt
+    leaves no model behind for anyone to register (the retry logs its own)."""
+    try:
+        info = logging.result()
+        registry.client().delete_logged_model(info.model_id)
+    except Exception:  # noqa: BLE001 - the scoring error is the one to report
+        log.warning("could not delete the model logged by a failed ensemble step", exc_info=True)
 
 
 def _frame_schema(df: Any) -> Any:

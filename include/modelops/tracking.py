@@ -137,24 +137,3 @@ def run_link(run_id: str) -> str:
     base = os.environ.get("MODELOPS_MLFLOW_UI_URL") or (settings.tracking_uri() if settings.tracking_uri().startswith("http") else "http://127.0.0.1:5000")
     run = client().get_run(run_id)
     return f"{base.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
-
-
-def warm_model_logging() -> None:
-    """The per-process lookups MLflow's first ``log_model`` makes, done ahead (meant for another thread).
-
-    MLflow's first ``log_model`` in a process maps every installed distribution to its modules
-    (to check the pinned requirements, ~0.5 s) and asks git about the main script (~0.35 s).
-    Both are Python-only and cached for the process; ``build_ensemble`` runs this while the test
-    window is scored, which spends its time in the boosters' C code with the GIL released, so on a
-    second core they cost no wall time. Failures are left to the real call, which handles them itself.
-    """
-    try:
-        from mlflow.tracking.context.registry import resolve_tags
-        from mlflow.utils import requirements_utils
-
-        resolve_tags()
-        init = getattr(requirements_utils, "_init_packages_to_modules_map", None)
-        if init is not None:
-            init()
-    except Exception:  # noqa: BLE001 - only a head start; log_model repeats what failed here
-        log.debug("warming MLflow's model logging failed", exc_info=True)

@@ -6,6 +6,7 @@ windows are strictly later than training, as they would be in production.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Callable
@@ -151,9 +152,11 @@ def train_xgboost(X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame, y_va
     if on_iteration is not None:
         extra["callbacks"] = [_xgb_hook(on_iteration)]
     model = cls(**p, early_stopping_rounds=early_stopping_rounds, random_state=seed, n_jobs=_n_jobs(), **extra)
+    t0 = time.perf_counter()
     model.fit(X_tr, y_tr, eval_set=[(X_va, y_va)], verbose=False)
+    fit_seconds = time.perf_counter() - t0
     curve = model.evals_result().get("validation_0", {})
-    info = {"best_iteration": int(model.best_iteration), "params": p,
+    info = {"best_iteration": int(model.best_iteration), "params": p, "fit_seconds": fit_seconds,
             "validation_curve": next(iter(curve.values()), [])}
     return model, info
 
@@ -166,6 +169,7 @@ def train_lightgbm(X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame, y_v
     p = {"n_estimators": 500, **params}
     cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
     model = cls(**p, random_state=seed, n_jobs=_n_jobs(), verbose=-1)
+    t0 = time.perf_counter()
     model.fit(
         X_tr, y_tr, eval_set=[(X_va, y_va)],
         eval_metric="rmse" if task == "regression" else "binary_logloss",
@@ -173,8 +177,9 @@ def train_lightgbm(X_tr: pd.DataFrame, y_tr: np.ndarray, X_va: pd.DataFrame, y_v
         callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False),
                    *([_lgbm_hook(on_iteration)] if on_iteration is not None else [])],
     )
+    fit_seconds = time.perf_counter() - t0
     curve = model.evals_result_.get("valid_0", {})
-    info = {"best_iteration": int(model.best_iteration_ or p["n_estimators"]), "params": p,
+    info = {"best_iteration": int(model.best_iteration_ or p["n_estimators"]), "params": p, "fit_seconds": fit_seconds,
             "validation_curve": list(next(iter(curve.values()), []))}
     return model, info
 

@@ -68,8 +68,11 @@ def test_happy_path_then_rerun_reuses_the_version(api_app, problem):
     boosters = {c.data.tags.get("mlflow.runName"): c for c in children}
     for name in ("xgboost", "lightgbm"):
         m = boosters[name].data.metrics
-        assert {"validation_rmspe", "test_rmspe"} <= set(m), m
+        assert {"validation_rmspe", "test_rmspe", "fit_seconds"} <= set(m), m
         assert m["test_rmspe"] == run.data.metrics[f"{name}_test_rmspe"]
+        # the fit alone, a part of its task's time
+        ti = next(t for t in dr.get_task_instances() if t.task_id == f"train_{name}")
+        assert 0 < m["fit_seconds"] < (ti.end_date - ti.start_date).total_seconds(), m
     arts = {a.path for a in registry.client().list_artifacts(v.run_id)}
     assert {"plots", "drift_reference", "validation", "config"} <= arts
 

@@ -250,34 +250,3 @@ def test_lean_memory_is_scoped_and_respects_the_deployment(env, applied, switche
     assert (outer, inner) == (applied, False)
     assert inside == still == ("system" if switched else before)
     assert after == before
-
-
-def test_warming_model_logging_fills_mlflows_caches_in_a_fresh_process():
-    """The head start build_ensemble takes: if MLflow renames what it caches, this says the warm-up went void."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    code = ("import json; from mlflow.utils import requirements_utils as r; from modelops import tracking\n"
-            "before = r._PACKAGES_TO_MODULES is None\n"
-            "tracking.warm_model_logging()\n"
-            "print(json.dumps([before, bool(r._PACKAGES_TO_MODULES) and 'xgboost' in r._PACKAGES_TO_MODULES]))")
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "include"), os.environ.get("PYTHONPATH", "")])})
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, True]
-
-
-def test_warming_model_logging_never_raises(monkeypatch):
-    from mlflow.utils import requirements_utils
-
-    from modelops import tracking
-
-    def broken() -> None:
-        raise RuntimeError("no distribution metadata")
-
-    monkeypatch.setattr(requirements_utils, "_init_packages_to_modules_map", broken)
-    assert tracking.warm_model_logging() is None  # the real log_model call handles (or reports) it

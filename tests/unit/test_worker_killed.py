@@ -129,3 +129,33 @@ def test_sigkill_mid_promotion_then_retry(model_uri, method, after):
     before = dict(tags[v1])
     assert registry.promote(name, v2, by="someone-else") == v1
     assert registry.get_version(name, v1).tags == before
+
+
+def test_a_failing_test_scoring_leaves_no_logged_model_and_the_retry_logs_one(problem, monkeypatch):
+    """build_ensemble logs the model on a second thread while it scores the test window: when the
+    scoring fails, the model that thread logged is deleted and the run is not marked done."""
+    cfg, feats = problem["cfg"], problem["features"]
+    val = lifecycle.validate_data(cfg, CTX, *lifecycle.training_window(cfg, CTX))
+    x = lifecycle.train_model(cfg, CTX, "xgboost", feats)
+    lg = lifecycle.train_model(cfg, CTX, "lightgbm", feats)
+    parent = lifecycle.parent_run(cfg, CTX)
+    exp = registry.ensure_experiment(cfg.mlflow.experiment)
+
+    def logged() -> list:
+        return [m for m in registry.client().search_logged_models(experiment_ids=[exp]) if m.source_run_id == parent]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("scoring exploded")
+
+    with monkeypatch.context() as m:
+        m.setattr(lifecycle, "score_window_components", broken)
+        with pytest.raises(RuntimeError, match="scoring exploded"):
+            lifecycle.build_ensemble(cfg, CTX, feats, x, lg, val)
+    assert logged() == []
+    assert "modelops.model_uri" not in registry.client().get_run(parent).data.tags
+
+    out = lifecycle.build_ensemble(cfg, CTX, feats, x, lg, val)
+    models = logged()
+    assert [mm.model_id for mm in models] == [out["model_uri"].split("/")[-1]], (models, out)
+    assert registry.client().get_run(parent).data.tags["modelops.model_uri"] == out["model_uri"]
+    assert {"test_rmspe", "xgboost_test_rmspe", "rows_total"} <= set(registry.client().get_run(parent).data.metrics)
