@@ -429,7 +429,7 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
     # The model, its inputs and its lineage depend on nothing the test scores say: they are logged
     # on a third thread while the test window is scored (Python work while the boosters predict in
     # C with the GIL released). The run is marked done (``modelops.model_uri``) only after both.
-    logging = _in_background(_log_ensemble, cfg, ctx, parent, model, raw, (train_mask, val_mask, test_mask), validation, split)
+    logging_model = _in_background(_log_ensemble, cfg, ctx, parent, model, raw, (train_mask, val_mask, test_mask), validation, split)
     try:
         y_te = raw.loc[test_mask, cfg.data.target_column].to_numpy(dtype="float64")
         components = score_window_components(model, raw, cfg, test_mask)
@@ -447,9 +447,9 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
             plots.log_confusion_matrix(parent, y_te, pred, cfg.evaluation.decision_threshold, f"{cfg.model_name} test confusion matrix")
         profiling.result()
     except BaseException:
-        _drop_logged_model(logging)
+        _drop_logged_model(logging_model)
         raise
-    info = logging.result()
+    info = logging_model.result()
     c.set_tag(parent, "modelops.model_uri", info.model_uri)
     log.info("ensemble weights %s, test %s -> %s", weights, {k: round(v, 5) for k, v in test_metrics.items()}, info.model_uri)
     return {"model_uri": info.model_uri, "mlflow_run_id": parent, "test_metrics": test_metrics, "weights": weights}
@@ -490,11 +490,11 @@ def _log_ensemble(cfg: ModelopsConfig, ctx: RunContext, parent: str, model: Any,
         )
 
 
-def _drop_logged_model(logging: Any) -> None:
+def _drop_logged_model(logging_model: Any) -> None:
     """Scoring failed while the model was logged: delete that logged model, so a failed attempt
     leaves no model behind for anyone to register (the retry logs its own)."""
     try:
-        info = logging.result()
+        info = logging_model.result()
         registry.client().delete_logged_model(info.model_id)
     except Exception:  # noqa: BLE001 - the scoring error is the one to report
         log.warning("could not delete the model logged by a failed ensemble step", exc_info=True)
