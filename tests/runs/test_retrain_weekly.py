@@ -1,4 +1,4 @@
-"""Whole retrain_weekly runs: happy path, re-run, gate rejects, approval rejected/refused/timed out."""
+"""Whole retrain_weekly runs: happy path, re-run, gate rejects, approval rejected/refused/timed out, a run failing after registration."""
 
 from __future__ import annotations
 
@@ -119,3 +119,27 @@ def test_approval_timeout_counts_as_rejection(api_app, problem):
     (v,) = registry.versions(cfg.model_name)
     assert v.tags["approval.decision"] == "timed_out" and v.tags["lifecycle"] == "rejected"
     assert registry.alias_version(cfg.model_name, "production") is None
+
+
+def test_a_run_that_fails_after_registering_leaves_no_candidate_behind(api_app, problem, monkeypatch):
+    """The gate step fails for good (after its retries): the DAG's failure callback gives the
+    registered but ungated version its final tag, so no ``candidate`` is left without a decision."""
+    from modelops import lifecycle
+
+    cfg = problem()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("gate exploded")
+
+    monkeypatch.setattr(lifecycle, "gate", broken)  # tasks run in this process under dag.test()
+    dr, _ = run_retrain(api_app, cfg, V1_DAY)
+    st = states(dr)
+    assert str(dr.state) == "failed", st
+    assert st["register_candidate"] == "success" and st["gate"] == "failed", st
+    (v,) = registry.versions(cfg.model_name)
+    t = v.tags
+    assert t["lifecycle"] == "rejected", t
+    assert t["rejected.reason"].startswith("abandoned: run ") and "failed" in t["rejected.reason"], t
+    assert t["rejected.by"] == "cleanup" and t.get("rejected.at")
+    assert registry.alias_version(cfg.model_name, "production") is None
+    assert registry.alias_version(cfg.model_name, "staging") is None
