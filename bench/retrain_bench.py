@@ -355,8 +355,9 @@ def run(sizes: list[int], logs: Path, repeat: int = 3, repeat_largest: int = 5) 
         if paired:
             res["overhead_total_paired"] = paired
         # The two fits are the same work in every path, yet one-thread fits vary 10-20% between
-        # processes here. With each path's own fit seconds taken out, a round compares what the
-        # paths do besides fitting, over the core run's wall time: the fit noise cancels.
+        # processes here. With each path's own fit seconds taken out, a round compares what two
+        # paths do besides fitting, over the wall time of the first (core, or steps for Airflow's
+        # share): the fit noise cancels.
         for name, a, b in (("total", "core", "dag"), ("orchestration", "steps", "dag"), ("steps", "core", "steps")):
             eq = [(_besides_fits(y) - _besides_fits(x)) / x["seconds"] for x, y in zip(runs[a], runs[b])
                   if _besides_fits(x) is not None and _besides_fits(y) is not None]
