@@ -246,10 +246,6 @@ def open_alerts(engine: Engine, model_name: str) -> list[dict[str, Any]]:
 def load_alerts(engine: Engine, model_name: str, start: Any = None, end: Any = None) -> list[dict[str, Any]]:
     """Every alert (open or not) about data days in [start, end), oldest first: for reports."""
     t = alerts
-    q = sa.select(t).where(t.c.model_name == model_name)
-    if start is not None:
-        q = q.where(t.c.logical_date >= as_day(start))
-    if end is not None:
-        q = q.where(t.c.logical_date < as_day(end))
+    q = db.for_days(sa.select(t), t, model_name, start, end)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q.order_by(t.c.created_at)).all()]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -55,6 +55,22 @@ _engines: dict[str, Engine] = {}
 _migrated: set[str] = set()
 _lock = threading.Lock()
 _ADVISORY_KEY = 0x6D6F64656C6F7073  # "modelops"
+
+
+def for_days(query: sa.Select, table: sa.Table, model_name: str, start: date | datetime | str | None = None,
+             end: date | datetime | str | None = None, *,
+             end_inclusive: bool = False) -> sa.Select:
+    """``query`` narrowed to one model's rows with ``start <= logical_date < end`` (``<= end`` when
+    ``end_inclusive``); each bound optional, given as a date, datetime or ISO string. Every store
+    (predictions, performance, drift reports, alerts) is keyed by model and data day."""
+    from modelops.storage import as_day
+
+    query = query.where(table.c.model_name == model_name)
+    if start is not None:
+        query = query.where(table.c.logical_date >= as_day(start))
+    if end is not None:
+        query = query.where(table.c.logical_date <= as_day(end) if end_inclusive else table.c.logical_date < as_day(end))
+    return query
 
 
 def get_engine(url: str | None = None) -> Engine:

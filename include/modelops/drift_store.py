@@ -170,11 +170,7 @@ def load_reports(engine: Engine, model_name: str, start: date | datetime | str |
     ``logical_date`` comes back as datetime64 (midnight) for easy plotting/resampling.
     """
     t = drift_reports
-    q = sa.select(t).where(t.c.model_name == model_name)
-    if start is not None:
-        q = q.where(t.c.logical_date >= as_day(start))
-    if end is not None:
-        q = q.where(t.c.logical_date <= as_day(end))
+    q = db.for_days(sa.select(t), t, model_name, start, end, end_inclusive=True)
     q = q.order_by(t.c.logical_date, t.c.feature)
     with engine.connect() as conn:
         result = conn.execute(q)

@@ -217,11 +217,7 @@ def load_performance(engine: Engine, model_name: str, start: date | str | None =
     import pandas as pd
 
     t = performance
-    q = sa.select(t).where(t.c.model_name == model_name)
-    if start is not None:
-        q = q.where(t.c.logical_date >= as_day(start))
-    if end is not None:
-        q = q.where(t.c.logical_date < as_day(end))
+    q = db.for_days(sa.select(t), t, model_name, start, end)
     with engine.connect() as conn:
         result = conn.execute(q.order_by(t.c.logical_date, t.c.model_role))
         df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))

@@ -20,7 +20,6 @@ from sqlalchemy.engine import Engine
 
 from modelops import db, registry, storage
 from modelops.config import ModelopsConfig
-from modelops.storage import as_day
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,11 +107,8 @@ def load_predictions(engine: Engine, model_name: str, start: date | str | None =
 
     t = predictions
     q = sa.select(t.c.logical_date, t.c.model_role, t.c.model_version, t.c.entity, t.c.ts, t.c.prediction,
-                  t.c.model_run_id, t.c.dag_id, t.c.run_id).where(t.c.model_name == model_name)
-    if start is not None:
-        q = q.where(t.c.logical_date >= as_day(start))
-    if end is not None:
-        q = q.where(t.c.logical_date < as_day(end))
+                  t.c.model_run_id, t.c.dag_id, t.c.run_id)
+    q = db.for_days(q, t, model_name, start, end)
     if role is not None:
         q = q.where(t.c.model_role == role)
     q = q.order_by(t.c.logical_date, t.c.model_role, t.c.entity, t.c.ts)

@@ -98,3 +98,32 @@ def test_cli_db_migrate(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "modelops", "db-migrate", "--url",
                           "postgresql+psycopg2://nobody:secret@127.0.0.1:1/x"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "cannot migrate" in bad.stderr and "secret" not in bad.stderr + bad.stdout
+
+
+@pytest.mark.parametrize("end_inclusive", [False, True])
+def test_for_days_keeps_one_models_rows_of_the_day_window(url, end_inclusive):
+    """The day window every store's loader uses: start inclusive, end exclusive unless asked, bounds optional."""
+    from datetime import date, datetime
+
+    meta = sa.MetaData()
+    t = sa.Table("days_probe", meta, sa.Column("model_name", sa.String(64)), sa.Column("logical_date", sa.Date))
+    engine = sa.create_engine(url)
+    try:
+        meta.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(t.insert(), [{"model_name": m, "logical_date": date(2025, 6, d)} for m in ("m", "other") for d in (1, 2, 3, 4)])
+
+        def days(start=None, end=None) -> list[int]:
+            q = db.for_days(sa.select(t.c.logical_date), t, "m", start, end, end_inclusive=end_inclusive)
+            with engine.connect() as conn:
+                return sorted(r[0].day for r in conn.execute(q))
+
+        last = [2, 3, 4] if end_inclusive else [2, 3]
+        assert days(date(2025, 6, 2), date(2025, 6, 4)) == last
+        assert days("2025-06-02", datetime(2025, 6, 4, 23, 59)) == last  # ISO strings and datetimes mean their day
+        assert days(start=date(2025, 6, 3)) == [3, 4]
+        assert days(end=date(2025, 6, 2)) == ([1, 2] if end_inclusive else [1])
+        assert days() == [1, 2, 3, 4]  # the other model's rows never come back
+    finally:
+        meta.drop_all(engine)
+        engine.dispose()
