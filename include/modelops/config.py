@@ -29,6 +29,7 @@ from modelops.dag_config import (  # noqa: F401 - re-exported: callers import th
     hyperparameter_overrides_schema,
     read_raw,
 )
+from modelops.dag_config import _ENV_RE
 from modelops.dag_config import HP_TYPES as _HP_TYPES
 
 
@@ -438,13 +439,29 @@ def parse_config(raw: dict[str, Any], source: str = "<dict>") -> "ModelopsConfig
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> "ModelopsConfig":
-    """Load and validate; ``path`` falls back to $MODELOPS_CONFIG, then the demo config."""
+    """Load and validate; ``path`` falls back to $MODELOPS_CONFIG, then the demo config.
+
+    Validated configs are kept per process, keyed by the file, its mtime and the values of the
+    environment it can see (``MODELOPS_*`` and every ``${VAR}`` it references): a long-lived
+    worker whose connections export new values gets a config built from them.
+    """
     p = config_path(path).resolve()
-    return _load_cached(str(p), p.stat().st_mtime_ns if p.exists() else 0, _env_fingerprint())
+    mtime = p.stat().st_mtime_ns if p.exists() else 0
+    return _load_cached(str(p), mtime, _env_fingerprint(_referenced_variables(str(p), mtime)))
 
 
-def _env_fingerprint() -> str:
-    return hashlib.sha1(json.dumps(sorted((k, v) for k, v in os.environ.items() if k.startswith("MODELOPS_"))).encode()).hexdigest()
+@lru_cache(maxsize=32)
+def _referenced_variables(path: str, _mtime: int) -> frozenset[str]:
+    """The ``${VAR}`` names in the file's text (unreadable: none; loading it reports why)."""
+    try:
+        return frozenset(m.group(1) for m in _ENV_RE.finditer(Path(path).read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+
+
+def _env_fingerprint(names: frozenset[str] = frozenset()) -> str:
+    seen = sorted((k, v) for k, v in os.environ.items() if k.startswith("MODELOPS_") or k in names)
+    return hashlib.sha1(json.dumps(seen).encode()).hexdigest()
 
 
 @lru_cache(maxsize=32)

@@ -147,3 +147,24 @@ def test_unusable_files_fail_like_load_config(tmp_path, cache, text, needle):
     with pytest.raises(ConfigError, match=needle):
         full.load_config(path)
     assert not list(cache.glob("*.json"))
+
+
+def test_the_runtime_config_follows_the_variables_it_references(tmp_path, monkeypatch):
+    """``load_config`` keeps validated configs per process (a worker loads one per task); any
+    ``${VAR}`` the file references is part of that key, not just the ``MODELOPS_*`` settings."""
+    raw = yaml.safe_load(DEMO.read_text())
+    raw["approval"]["approvers"] = ["${APPROVER:-admin}"]
+    raw["data"]["path"] = "${DATA_ROOT_FOR_TEST}/sales"
+    path = _write(tmp_path / "problem.yaml", raw)
+    monkeypatch.delenv("APPROVER", raising=False)
+    monkeypatch.setenv("DATA_ROOT_FOR_TEST", str(tmp_path / "a"))
+    first = full.load_config(path)
+    assert first.approval.approvers == ["admin"] and first.data.path == f"{tmp_path / 'a'}/sales"
+    assert full.load_config(path) is first  # unchanged: the kept one
+
+    monkeypatch.setenv("APPROVER", "alice")
+    monkeypatch.setenv("DATA_ROOT_FOR_TEST", str(tmp_path / "b"))
+    again = full.load_config(path)
+    assert again.approval.approvers == ["alice"] and again.data.path == f"{tmp_path / 'b'}/sales"
+    monkeypatch.setenv("SOMETHING_ELSE", "x")  # a variable the file does not reference changes nothing
+    assert full.load_config(path) is again
