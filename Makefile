@@ -74,9 +74,10 @@ mlflow-ui: $(STAMP)
 	$(ENV) echo "MLflow UI: http://127.0.0.1:5000" && $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
 	  --backend-store-uri "$$MLFLOW_TRACKING_URI" --default-artifact-root "$$MODELOPS_HOME/mlartifacts"
 
-# Benchmarks (never part of `make test`): drift vs scipy and Evidently, DAG parse cost, retrain overhead,
-# batch scoring. Quick run: make bench BENCH_SIZES=10000,100000  (the full run: 15-35 min, Evidently and the retrain DAG most of it).
-# BENCH_ARGS e.g. "--no-evidently", "--only drift,parse", "--readme" (write the table into README.md).
+# Benchmarks (never part of `make test`): drift vs scipy and Evidently, DAG parse cost, retrain overhead
+# (with the fast test hyperparameters, then with the shipped ones at the largest size), batch scoring.
+# Quick run: make bench BENCH_SIZES=10000,100000  (the full run: 40-75 min on 2 cores, the retrain DAG most of it).
+# BENCH_ARGS e.g. "--no-evidently", "--only drift,parse", "--shipped-rounds 1", "--readme" (write the table into README.md).
 BENCH_SIZES ?= 10000,100000,1000000
 BENCH_ARGS ?=
 EVIDENTLY_VENV := .bench-venv-evidently

@@ -14,6 +14,10 @@ daily parquet partitions like a user's data. Both paths use the same fixed hyper
          the DAG run also validates with GX, logs to MLflow, writes the drift profile and
          registers the candidate, which the core path does not do. Per-task durations show where.
 
+``run_shipped`` repeats core vs DAG at one size with the hyperparameters the package ships
+(``include/config/best_hyperparameters.json``: the trees a user's weekly retrain grows until
+tuning replaces them), where the fits are several times longer than with ``FAST_HP``.
+
 Boosters use one thread (``MODELOPS_TRAINING_THREADS=1``, override from the environment): with
 two OpenMP threads on a shared 2-core machine the same fit took anywhere from 6 to 140 s.
 
@@ -45,13 +49,25 @@ FAST_HP = {
 }
 
 
-def workdir(n: int) -> Path:
-    return TMP / f"retrain-{n}"
+SHIPPED_HP = ROOT / "include" / "config" / "best_hyperparameters.json"
 
 
-def env_for(n: int) -> dict[str, str]:
-    d = workdir(n)
-    return {
+def _hp_set() -> str:
+    """``fast`` (``FAST_HP``) or ``shipped`` (the package's own file); children learn it from the environment."""
+    hp = os.environ.get("BENCH_HP", "fast")
+    if hp not in ("fast", "shipped"):
+        raise ValueError(f"BENCH_HP must be fast or shipped, got {hp!r}")
+    return hp
+
+
+def workdir(n: int, hp: str | None = None) -> Path:
+    hp = hp or _hp_set()
+    return TMP / (f"retrain-{n}" if hp == "fast" else f"retrain-{n}-{hp}")
+
+
+def env_for(n: int, hp: str = "fast") -> dict[str, str]:
+    d = workdir(n, hp)
+    return {"BENCH_HP": hp,
         "MODELOPS_HOME": str(d / "home"), "MODELOPS_DATA_ROOT": str(d / "data"), "AIRFLOW_HOME": str(d / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -74,13 +90,16 @@ def prepare(n: int) -> dict[str, Any]:
 
     d = workdir(n)
     meta_path = d / "meta.json"
-    for k, v in env_for(n).items():
+    for k, v in env_for(n, _hp_set()).items():
         os.environ[k] = v
     (d / "airflow").mkdir(parents=True, exist_ok=True)
     (d / "home").mkdir(parents=True, exist_ok=True)
     raw = yaml.safe_load((ROOT / "include" / "config" / "store_sales.yaml").read_text())
-    hp = d / "hp.json"
-    hp.write_text(json.dumps(FAST_HP))
+    if _hp_set() == "fast":
+        hp = d / "hp.json"
+        hp.write_text(json.dumps(FAST_HP))
+    else:
+        hp = SHIPPED_HP
     name = f"bench_sales_{n}"
     raw.update(model_name=name)
     raw["mlflow"] = {**raw.get("mlflow", {}), "experiment": name}
@@ -311,6 +330,59 @@ def _besides_fits(r: dict[str, Any]) -> float | None:
     return r["seconds"] - sum(fits.values())
 
 
+def _paired(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Round-by-round ratios between the paths that ran (each round's paths ran back to back).
+
+    The two fits are the same work in every path, yet one-thread fits vary 10-20% between
+    processes here. With each path's own fit seconds taken out, a round compares what two
+    paths do besides fitting, over the wall time of the first (core, or steps for Airflow's
+    share): the fit noise cancels.
+    """
+    out: dict[str, Any] = {}
+    paired = [d["seconds"] / k["seconds"] - 1 for k, d in zip(runs.get("core", []), runs.get("dag", []))
+              if "seconds" in k and "seconds" in d]
+    if paired:
+        out["overhead_total_paired"] = paired
+    for name, a, b in (("total", "core", "dag"), ("orchestration", "steps", "dag"), ("steps", "core", "steps")):
+        eq = [(_besides_fits(y) - _besides_fits(x)) / x["seconds"] for x, y in zip(runs.get(a, []), runs.get(b, []))
+              if _besides_fits(x) is not None and _besides_fits(y) is not None]
+        if eq:
+            out[f"overhead_{name}_fits_equalised_paired"] = eq
+            out[f"overhead_{name}_fits_equalised"] = statistics.median(eq)
+    return out
+
+
+def run_shipped(n: int, logs: Path, rounds: int = 3) -> dict[str, Any]:
+    """Core vs DAG at ``n`` rows with the package's own hyperparameters, alternating ``rounds`` times.
+
+    The fast set's fits are short, so what the DAG adds besides them (a few seconds, about the
+    same whatever the trees) is a large share of its wall time; this is the share a user's
+    weekly retrain sees with the trees it actually grows. Steps and the per-task peaks are left
+    to ``run``: the work between the fits is the same code.
+    """
+    me = str(Path(__file__).resolve())
+    env = env_for(n, "shipped")
+    hp = json.loads(SHIPPED_HP.read_text())
+    out: dict[str, Any] = {"rows": n, "rounds": rounds, "hyperparameters_file": str(SHIPPED_HP.relative_to(ROOT)),
+                           "hyperparameters": {k: v for k, v in hp.items() if not k.startswith("_")}}
+    print(f"[retrain-shipped] {n}: preparing data", flush=True)
+    out["meta"] = run_child([sys.executable, me, "child", "prepare", str(n)], env=env, log=logs / f"retrain-shipped-{n}-prepare.log")
+    runs: dict[str, list[dict[str, Any]]] = {"core": [], "dag": []}
+    for i in range(rounds):
+        for which in ("core", "dag"):
+            print(f"[retrain-shipped] {n}: {which} ({i + 1}/{rounds})", flush=True)
+            runs[which].append(run_child([sys.executable, me, "child", which, str(n)], env=env,
+                                         log=logs / f"retrain-shipped-{n}-{which}-{i}.log", timeout=3 * 3600))
+    out["core"], out["dag"] = _median_run(runs["core"]), _median_run(runs["dag"])
+    c, g = out["core"], out["dag"]
+    if "seconds" in c and "seconds" in g:
+        out["overhead_total"] = g["seconds"] / c["seconds"] - 1
+        out["overhead_total_cpu"] = g["cpu_s"] / c["cpu_s"] - 1
+        out["added_seconds"] = g["seconds"] - c["seconds"]
+    out.update(_paired(runs))
+    return out
+
+
 def run(sizes: list[int], logs: Path, repeat: int = 3, repeat_largest: int = 5) -> dict[str, Any]:
     """Core, steps and DAG children alternate ``repeat`` times per size (``repeat_largest`` at the
     largest, where the targets are judged), so other load hits all three alike; medians.
@@ -351,19 +423,7 @@ def run(sizes: list[int], logs: Path, repeat: int = 3, repeat_largest: int = 5) 
         if "seconds" in st and "seconds" in g:
             res["overhead_orchestration"] = g["seconds"] / st["seconds"] - 1
             res["overhead_orchestration_cpu"] = g["cpu_s"] / st["cpu_s"] - 1
-        paired = [d["seconds"] / k["seconds"] - 1 for k, d in zip(runs["core"], runs["dag"]) if "seconds" in k and "seconds" in d]
-        if paired:
-            res["overhead_total_paired"] = paired
-        # The two fits are the same work in every path, yet one-thread fits vary 10-20% between
-        # processes here. With each path's own fit seconds taken out, a round compares what two
-        # paths do besides fitting, over the wall time of the first (core, or steps for Airflow's
-        # share): the fit noise cancels.
-        for name, a, b in (("total", "core", "dag"), ("orchestration", "steps", "dag"), ("steps", "core", "steps")):
-            eq = [(_besides_fits(y) - _besides_fits(x)) / x["seconds"] for x, y in zip(runs[a], runs[b])
-                  if _besides_fits(x) is not None and _besides_fits(y) is not None]
-            if eq:
-                res[f"overhead_{name}_fits_equalised_paired"] = eq
-                res[f"overhead_{name}_fits_equalised"] = statistics.median(eq)
+        res.update(_paired(runs))
         if "seconds" in c and "seconds" in g:
             train_tasks = ("build_features", "train_xgboost", "train_lightgbm", "build_ensemble")
             tt = [g["tasks"].get(t, {}).get("seconds") for t in train_tasks]
@@ -388,8 +448,11 @@ if __name__ == "__main__":
     c.add_argument("which", nargs="?")
     r = sub.add_parser("run")
     r.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    r.add_argument("--shipped", action="store_true", help="core vs DAG with the shipped hyperparameters, at the largest --rows")
     a = ap.parse_args()
     if a.cmd == "child":
         emit(task(a.rows, a.which) if a.what == "task" else {"prepare": prepare, "core": core, "steps": steps, "dag": dag}[a.what](a.rows))
+    elif a.shipped:
+        print(json.dumps(run_shipped(max(a.rows), TMP / "logs"), indent=1, default=str))
     else:
         print(json.dumps(run(a.rows, TMP / "logs"), indent=1, default=str))
