@@ -76,7 +76,7 @@ mlflow-ui: $(STAMP)
 
 # Benchmarks (never part of `make test`): drift vs scipy and Evidently, DAG parse cost, retrain overhead
 # (with the fast test hyperparameters, then with the shipped ones at the largest size), batch scoring.
-# Quick run: make bench BENCH_SIZES=10000,100000  (the full run: 40-75 min on 2 cores, the retrain DAG most of it).
+# Quick run: make bench BENCH_SIZES=10000,100000  (the full run: 30-90 min on 2 cores, the retrain rounds most of it).
 # BENCH_ARGS e.g. "--no-evidently", "--only drift,parse", "--shipped-rounds 1", "--readme" (write the table into README.md).
 BENCH_SIZES ?= 10000,100000,1000000
 BENCH_ARGS ?=
