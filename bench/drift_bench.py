@@ -110,7 +110,7 @@ def child(approach: str, d: Path, repeat: int, jobs: int | None) -> dict[str, An
     num, cat = numeric_names(), categorical_names()
     out: dict[str, Any] = {"approach": approach}
     if approach == "profile":
-        from modelops.drift import ReferenceProfile
+        from modelops.monitoring.drift import ReferenceProfile
 
         ref = pd.read_parquet(d / "ref.parquet")
         out["rss_loaded_mb"] = rss_mb()
@@ -120,7 +120,7 @@ def child(approach: str, d: Path, repeat: int, jobs: int | None) -> dict[str, An
         out.update(seconds=seconds, peak_mb=peak_mb(), profile_bytes=(d / "profile.npz").stat().st_size)
         return out
     if approach == "ours":
-        from modelops.drift import ReferenceProfile, detect_drift
+        from modelops.monitoring.drift import ReferenceProfile, detect_drift
 
         profile = ReferenceProfile.load(d / "profile.npz")
         cur = pd.read_parquet(d / "cur.parquet")
@@ -129,7 +129,7 @@ def child(approach: str, d: Path, repeat: int, jobs: int | None) -> dict[str, An
         seconds, report = timed(lambda: detect_drift(profile, cur, cfg, num, cat, n_jobs=jobs), repeat)
         peak = peak_mb()
         # the share of KS p-value time (kstwo.sf, the same call scipy makes): identical in both
-        from modelops.drift import _ks_pvalue
+        from modelops.monitoring.drift import _ks_pvalue
 
         t0 = time.perf_counter()
         for f in report.features:

@@ -112,7 +112,7 @@ def prepare(n: int) -> dict[str, Any]:
         return json.loads(meta_path.read_text())
 
     from modelops.config import load_config
-    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops.data.sample_data import generate_store_sales, write_dataset
 
     cfg = load_config(d / "config.yaml")
     stores = max(1, round(n / WINDOW_DAYS))
@@ -128,12 +128,12 @@ def core(n: int) -> dict[str, Any]:
     import xgboost  # noqa: F401
 
     from modelops import metrics as M
-    from modelops import storage
+    from modelops.data import storage
     from modelops.config import load_config, load_hyperparameters
-    from modelops.ensemble import EnsembleModel, predict_raw
-    from modelops.features import FeatureBuilder, take_rows
+    from modelops.training.ensemble import EnsembleModel, predict_raw
+    from modelops.data.features import FeatureBuilder, take_rows
     from modelops.lifecycle import score_window
-    from modelops.training import fit_weights, sort_by_time, time_split, train_lightgbm, train_xgboost, transform_target
+    from modelops.training.boosters import fit_weights, sort_by_time, time_split, train_lightgbm, train_xgboost, transform_target
 
     from modelops._memory import lean_memory
 
@@ -208,7 +208,8 @@ def steps(n: int) -> dict[str, Any]:
     """The DAG's steps without Airflow: ``modelops.lifecycle`` called in order in one process, as a
     notebook or a script would. Same functions, same files between them, same MLflow logging;
     what is left between this and the DAG run is Airflow itself."""
-    from modelops import lifecycle, registry
+    from modelops import lifecycle
+    from modelops.governance import registry
     from modelops.config import load_config
     from modelops.tracking import RunContext
 
@@ -275,7 +276,7 @@ def dag(n: int) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils import db
 
-    from modelops import registry
+    from modelops.governance import registry
     from modelops.config import load_config
 
     db.resetdb()

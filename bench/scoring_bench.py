@@ -57,12 +57,12 @@ def _config():
 def train_and_register() -> dict[str, Any]:
     import mlflow
 
-    from modelops import registry
-    from modelops.ensemble import EnsembleModel, code_path
-    from modelops.features import FeatureBuilder
+    from modelops.governance import registry
+    from modelops.training.ensemble import EnsembleModel, code_path
+    from modelops.data.features import FeatureBuilder
     from modelops.lifecycle import _pip_requirements, _signature
-    from modelops.sample_data import generate_store_sales
-    from modelops.training import time_split, train_lightgbm, train_xgboost, transform_target
+    from modelops.data.sample_data import generate_store_sales
+    from modelops.training.boosters import time_split, train_lightgbm, train_xgboost, transform_target
 
     cfg = _config()
     t0 = time.perf_counter()
@@ -89,8 +89,8 @@ def train_and_register() -> dict[str, Any]:
 def score(sizes: list[int]) -> dict[str, Any]:
     import numpy as np
 
-    from modelops import registry
-    from modelops.sample_data import generate_store_sales
+    from modelops.governance import registry
+    from modelops.data.sample_data import generate_store_sales
 
     cfg = _config()
     t0 = time.perf_counter()
@@ -116,7 +116,7 @@ def score(sizes: list[int]) -> dict[str, Any]:
         t1 = time.perf_counter()
         X = impl.builder.transform(batch)
         t_feat = time.perf_counter() - t1
-        from modelops.ensemble import predict_raw
+        from modelops.training.ensemble import predict_raw
 
         t1 = time.perf_counter()
         predict_raw(impl.xgb_model, X, impl.task)

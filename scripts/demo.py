@@ -117,7 +117,7 @@ def main() -> int:
         dag_test("drift_daily", NORMAL_DAY)
         print("   " + modelops("status").stdout.splitlines()[-1])
 
-        say(f"batch_predict_daily on the same day: scores it with @production; the actuals are there, so it is judged")
+        say("batch_predict_daily on the same day: scores it with @production; the actuals are there, so it is judged")
         dag_test("batch_predict_daily", NORMAL_DAY)
         _print_monitoring()
 
@@ -133,7 +133,7 @@ def main() -> int:
         if not queued:
             raise SystemExit("the drift Asset event did not queue retrain_weekly")
 
-        say(f"batch_predict_daily on the drifted day: v1 on drifted data is worse than its baseline -> degradation")
+        say("batch_predict_daily on the drifted day: v1 on drifted data is worse than its baseline -> degradation")
         dag_test("batch_predict_daily", DRIFT_DAY)
         _print_monitoring()
 
@@ -164,7 +164,7 @@ Look around:
 
 def _queued_events(dag_id: str) -> list[dict]:
     """What the REST API says is waiting to schedule ``dag_id`` (asset events not yet consumed)."""
-    from modelops.approvals import AirflowApi
+    from modelops.governance.approvals import AirflowApi
 
     api = AirflowApi.login(user="admin")
     return list(api.request("GET", f"/api/v2/dags/{dag_id}/assets/queuedEvents").get("queued_events", []))

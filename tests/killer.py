@@ -75,7 +75,7 @@ def main(spec: dict) -> None:
         cfg = load_config(args["config"])
         out = lifecycle.train_model(cfg, RunContext(**args["ctx"]), args["which"], args["features"])
     elif spec["step"] == "promote":
-        from modelops import registry
+        from modelops.governance import registry
 
         out = {"previous": registry.promote(args["name"], args["version"], by=args.get("by", "reviewer"))}
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelops import registry
+from modelops.governance import registry
 
 
 def log_constant_model(experiment: str, tracking_uri: str | None = None) -> tuple[str, str]:

@@ -23,11 +23,11 @@ def _cfg(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from modelops.sample_data import generate_for_config, write_dataset
+    from modelops.data.sample_data import generate_for_config, write_dataset
 
     cfg = _cfg(args)
     if args.if_missing:
-        from modelops.storage import DataError, list_partitions
+        from modelops.data.storage import DataError, list_partitions
 
         # An init job runs this on every `docker compose up`: never overwrite data that is there.
         try:
@@ -49,7 +49,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from modelops import status
+    from modelops.governance import status
 
     data = status.collect(_cfg(args))
     print(json.dumps(data, indent=2, default=str) if args.json else status.render_table(data))
@@ -57,7 +57,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_answer(args: argparse.Namespace, approve: bool) -> int:
-    from modelops.approvals import answer
+    from modelops.governance.approvals import answer
 
     cfg = _cfg(args)
     out = answer(cfg.model_name, approve, args.comment or "", args.version, base_url=args.api_url, user=args.user,
@@ -68,7 +68,7 @@ def cmd_answer(args: argparse.Namespace, approve: bool) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from modelops import registry
+    from modelops.governance import registry
 
     cfg = _cfg(args)
     old, new = registry.rollback(cfg.model_name, by=args.user or "cli", reason=args.reason or "")
@@ -98,7 +98,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from datetime import timedelta
     from pathlib import Path
 
-    from modelops import db, monitoring_report
+    from modelops import db
+    from modelops.monitoring import report as monitoring_report
 
     cfg = _cfg(args)
     start, last = date.fromisoformat(args.start), date.fromisoformat(args.end)
@@ -162,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from modelops.approvals import ApprovalError
+    from modelops.governance.approvals import ApprovalError
     from modelops.config import ConfigError
-    from modelops.registry import RegistryError
+    from modelops.governance.registry import RegistryError
 
     try:
         return int(args.func(args) or 0)

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# Shared with the parse-time loader, which must not import pydantic models.
-from modelops.dag_config import (  # noqa: F401 - re-exported: callers import them from here
+# Shared with the parse-time loader (dag_config.py), which must not import pydantic models.
+from modelops.config_io import (  # noqa: F401 - re-exported: callers import them from here
     CLASSIFICATION_METRICS,
     CONFIG_ENV,
     DEFAULT_CONFIG,
@@ -29,8 +29,8 @@ from modelops.dag_config import (  # noqa: F401 - re-exported: callers import th
     hyperparameter_overrides_schema,
     read_raw,
 )
-from modelops.dag_config import _ENV_RE
-from modelops.dag_config import HP_TYPES as _HP_TYPES
+from modelops.config_io import _ENV_RE
+from modelops.config_io import HP_TYPES as _HP_TYPES
 
 
 class _Strict(BaseModel):

@@ -26,7 +26,8 @@ from modelops.settings import database_url
 metadata = sa.MetaData()
 
 # Modules whose import registers their tables on ``metadata``.
-TABLE_MODULES: tuple[str, ...] = ("modelops.drift_store", "modelops.predictions", "modelops.monitoring", "modelops.alerts")
+TABLE_MODULES: tuple[str, ...] = ("modelops.monitoring.drift_store", "modelops.monitoring.predictions", "modelops.monitoring.performance",
+                                   "modelops.monitoring.alerts")
 
 MIGRATIONS_TABLE = "modelops_schema_migrations"
 schema_migrations = sa.Table(
@@ -63,7 +64,7 @@ def for_days(query: sa.Select, table: sa.Table, model_name: str, start: date | d
     """``query`` narrowed to one model's rows with ``start <= logical_date < end`` (``<= end`` when
     ``end_inclusive``); each bound optional, given as a date, datetime or ISO string. Every store
     (predictions, performance, drift reports, alerts) is keyed by model and data day."""
-    from modelops.storage import as_day
+    from modelops.data.storage import as_day
 
     query = query.where(table.c.model_name == model_name)
     if start is not None:

@@ -11,7 +11,9 @@ import pickle
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from modelops import registry, storage, tracking
+from modelops import tracking
+from modelops.governance import registry
+from modelops.data import storage
 from modelops.config import ModelopsConfig
 from modelops.tracking import RunContext
 
@@ -55,7 +57,7 @@ def parent_run(cfg: ModelopsConfig, ctx: RunContext, kind: str = PARENT) -> str:
 def validate_data(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date, snapshot_name: str = "raw.parquet",
                   mlflow_run_id: str | None = None) -> dict[str, Any]:
     """GX suite from the config; on failure the full result is kept and the task fails with a summary."""
-    from modelops.validation import validate_frame
+    from modelops.data.validation import validate_frame
 
     df = storage.read_window(cfg, start, end)
     rdir = run_dir(cfg, ctx)
@@ -107,8 +109,8 @@ def build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[
 def _build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict[str, Any]:
     import numpy as np
 
-    from modelops.features import FeatureBuilder
-    from modelops.training import sort_by_time, time_split
+    from modelops.data.features import FeatureBuilder
+    from modelops.training.boosters import sort_by_time, time_split
 
     snapshot = storage.read_frame(raw_path)
     ts, ent = cfg.data.timestamp_column, cfg.data.entity_column
@@ -135,7 +137,7 @@ def _build_features(cfg: ModelopsConfig, ctx: RunContext, raw_path: str) -> dict
 
 
 def _active_hyperparameters_path(cfg: ModelopsConfig) -> str:
-    from modelops.hyperparameters import load_active
+    from modelops.training.hyperparameters import load_active
 
     return load_active(cfg).path
 
@@ -162,7 +164,7 @@ def _load_split(features_path: str, target_transform: str, splits: tuple[str, ..
     """
     import numpy as np
 
-    from modelops.training import transform_target
+    from modelops.training.boosters import transform_target
 
     wanted = [SPLITS.index(name) for name in splits]
     X = _read_feature_block(features_path, max(wanted))
@@ -249,7 +251,7 @@ def inverse_transform(target_transform: str) -> Any:
 def fit_booster(cfg: ModelopsConfig, which: str, parts: dict[str, Any], params: dict[str, Any], categorical: list[str],
                 on_iteration: Any = None) -> tuple[Any, dict[str, Any]]:
     """One booster on the train split with early stopping on validation: training and tuning both call this."""
-    from modelops.training import train_lightgbm, train_xgboost
+    from modelops.training.boosters import train_lightgbm, train_xgboost
 
     (X_tr, y_tr, _), (X_va, y_va, _) = parts["train"], parts["validation"]
     if which == "xgboost":
@@ -294,9 +296,9 @@ def train_model(cfg: ModelopsConfig, ctx: RunContext, which: str, features: dict
     """
     from modelops import metrics as M
     from modelops import plots
-    from modelops.ensemble import predict_raw
-    from modelops.hyperparameters import load_for_training
-    from modelops.training import feature_importance
+    from modelops.training.ensemble import predict_raw
+    from modelops.training.hyperparameters import load_for_training
+    from modelops.training.boosters import feature_importance
 
     hp, hp_tags = load_for_training(cfg, which, hp_overrides)
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
@@ -392,9 +394,9 @@ def build_ensemble(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any
     """Weights (config or fitted on validation), one pyfunc with signature + example, lineage on the parent run."""
     from modelops import metrics as M
     from modelops import plots
-    from modelops.ensemble import EnsembleModel
-    from modelops.features import take_rows
-    from modelops.training import fit_weights
+    from modelops.training.ensemble import EnsembleModel
+    from modelops.data.features import take_rows
+    from modelops.training.boosters import fit_weights
 
     parent = parent_run(cfg, ctx)
     c = registry.client()
@@ -460,7 +462,7 @@ def _log_ensemble(cfg: ModelopsConfig, ctx: RunContext, parent: str, model: Any,
     """Parameters, lineage, the three split datasets and the pyfunc itself on the parent run; returns the ``ModelInfo``."""
     import mlflow
 
-    from modelops.ensemble import code_path
+    from modelops.training.ensemble import code_path
 
     c = registry.client()
     builder, weights = model.builder, model.weights
@@ -527,7 +529,7 @@ def _dataset(raw: Any, mask: Any, schema: Any, **kwargs: Any) -> Any:
     """A ``PandasDataset`` of the rows under ``mask`` with a known schema and digest (nothing re-scanned)."""
     from mlflow.data.pandas_dataset import from_pandas
 
-    from modelops.features import take_rows
+    from modelops.data.features import take_rows
 
     ds = from_pandas(take_rows(raw, mask), **kwargs)
     ds.__dict__["schema"] = schema  # fills the cached_property, so to_dict() does not infer it again
@@ -584,7 +586,7 @@ def _pip_requirements() -> list[str]:
 
 
 def _log_reference_profile(run_id: str, train_rows: Any, cfg: ModelopsConfig) -> None:
-    from modelops.drift import ReferenceProfile
+    from modelops.monitoring.drift import ReferenceProfile
 
     profile = ReferenceProfile.from_frame(train_rows, list(cfg.features.numeric), list(cfg.features.categorical), cfg.drift.psi_bins)
     _log_profile(run_id, profile)
@@ -604,7 +606,7 @@ def load_reference_profile(run_id: str):
     import tempfile
     from pathlib import Path
 
-    from modelops.drift import ReferenceProfile
+    from modelops.monitoring.drift import ReferenceProfile
 
     with tempfile.TemporaryDirectory() as tmp:
         local = registry.client().download_artifacts(run_id, "drift_reference/profile.bin", tmp)
@@ -717,10 +719,10 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
     import tempfile
     from pathlib import Path
 
-    from modelops import drift_store
-    from modelops.drift import ReferenceProfile
-    from modelops.drift import detect_drift as _detect
-    from modelops.drift_report import render_drift_report
+    from modelops.monitoring import drift_store
+    from modelops.monitoring.drift import ReferenceProfile
+    from modelops.monitoring.drift import detect_drift as _detect
+    from modelops.monitoring.drift_report import render_drift_report
 
     current = storage.read_frame(current_path)
     numeric = [f for f in cfg.features.numeric if f in cfg.drift_features]
@@ -762,7 +764,7 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
     drift_store.save_report(engine, report, cfg.model_name, start, model_version=prod_version, dag_id=ctx.dag_id,
                             run_id=ctx.run_id, mlflow_run_id=run_id)
     if not report.dataset_drift:
-        from modelops import alerts
+        from modelops.monitoring import alerts
 
         alerts.resolve(engine, cfg.model_name, [alerts.DRIFT_DETECTED], f"no dataset drift on {start.isoformat()}")
     log.info("drift %s on %s: ratio %.2f (threshold %.2f), drifted: %s", "DETECTED" if report.dataset_drift else "not detected",

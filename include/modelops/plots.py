@@ -39,7 +39,7 @@ def png_bytes(fig: Any, dpi: int = 110) -> bytes:
 
 
 def _log_fig(run_id: str, fig: Any, artifact_path: str, name: str) -> None:
-    from modelops.registry import client
+    from modelops.governance.registry import client
 
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / name

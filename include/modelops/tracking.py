@@ -16,7 +16,7 @@ from typing import Any
 
 import modelops
 from modelops import settings
-from modelops.registry import RUN_KEY, client, ensure_experiment
+from modelops.governance.registry import RUN_KEY, client, ensure_experiment
 
 log = logging.getLogger(__name__)
 

@@ -64,7 +64,7 @@ class ModelApprovalOperator(ApprovalOperator):
         return str(reg["version"])
 
     def execute(self, context: Context) -> Any:
-        from modelops import registry
+        from modelops.governance import registry
         from modelops.config import load_config
 
         from modelops_airflow.hooks import ModelopsHook
@@ -106,7 +106,7 @@ class ModelApprovalOperator(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from modelops import registry
+        from modelops.governance import registry
         from modelops.config import load_config
 
         from modelops_airflow.hooks import ModelopsHook
@@ -144,7 +144,8 @@ class ModelApprovalOperator(ApprovalOperator):
 
     def _close_alerts(self, context: Context, cfg: Any, version: str, mv_run_id: str, timed_out: bool, outcome: str) -> None:
         """The waiting alert is answered; a timeout is worth its own alert."""
-        from modelops import alerts, db
+        from modelops import db
+        from modelops.monitoring import alerts
 
         from modelops_airflow.notifiers import send_alert
 

@@ -59,7 +59,7 @@ def default_args(retries: int = 2) -> dict[str, Any]:
 
 def abandon_failed_run(context: dict[str, Any]) -> None:
     """DAG failure callback: the run's ungated candidate gets a final ``rejected`` tag (never left as ``candidate``)."""
-    from modelops import registry
+    from modelops.governance import registry
     from modelops.config import load_config
 
     from modelops_airflow.hooks import ModelopsHook

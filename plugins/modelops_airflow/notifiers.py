@@ -83,7 +83,8 @@ class ModelopsAlertNotifier(BaseNotifier):
     # -- build, record, deliver ----------------------------------------------------------------
     def send(self, context: Context, facts: dict[str, Any], task_id: str | None = None) -> list[str]:
         """Build the alert from ``facts`` and deliver it; returns the channels that accepted it."""
-        from modelops import alerts, db
+        from modelops import db
+        from modelops.monitoring import alerts
         from modelops.config import load_config
 
         from modelops_airflow.hooks import ModelopsHook

@@ -109,7 +109,8 @@ class ValidateDataOperator(ModelopsOperator):
         self.mlflow_parent_kind = mlflow_parent_kind
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from modelops import lifecycle, storage
+        from modelops import lifecycle
+        from modelops.data import storage
 
         cfg, ctx = self.load(context)
         params = context.get("params") or {}
@@ -172,7 +173,7 @@ class BuildEnsembleOperator(ModelopsOperator):
                                        self.pull(context, "train_lightgbm"), self.pull(context, "validate_data"))
         note = (context.get("params") or {}).get("note")
         if note:
-            from modelops.registry import client
+            from modelops.governance.registry import client
 
             client().set_tag(out["mlflow_run_id"], "modelops.note", str(note))
         return out
@@ -252,7 +253,7 @@ class DetectDriftOperator(ModelopsOperator, SkipMixin):
 
         cfg, ctx = self.load(context)
         current = self.pull(context, self.validate_task_id)
-        from modelops.storage import as_day
+        from modelops.data.storage import as_day
 
         result = lifecycle.detect_drift(cfg, ctx, current["path"], as_day(current["start"]), as_day(current["end"]))
         result["data_interval_start"], result["data_interval_end"] = current["start"], current["end"]
@@ -268,7 +269,7 @@ class CheckTuningRequestOperator(ModelopsOperator):
     ui_color = "#f3e8fd"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from modelops.tuning import resolve_request
+        from modelops.training.tuning import resolve_request
 
         cfg, _ctx = self.load(context)
         req = resolve_request(cfg, dict(context.get("params") or {}))
@@ -294,7 +295,7 @@ class TuneModelOperator(ModelopsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from modelops import tuning
+        from modelops.training import tuning
 
         cfg, ctx = self.load(context)
         request = self.pull(context, self.request_task_id)
@@ -315,7 +316,7 @@ class PublishHyperparametersOperator(ModelopsOperator):
         self.request_task_id = request_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from modelops import tuning
+        from modelops.training import tuning
 
         cfg, ctx = self.load(context)
         request = self.pull(context, self.request_task_id)
@@ -325,7 +326,7 @@ class PublishHyperparametersOperator(ModelopsOperator):
         out = tuning.publish(cfg, ctx, results, apply=bool(request.get("apply", True)))
         note = (context.get("params") or {}).get("note")
         if note:
-            from modelops.registry import client
+            from modelops.governance.registry import client
 
             client().set_tag(out["mlflow_run_id"], "modelops.note", str(note))
         return out
@@ -360,7 +361,7 @@ class EmitDriftEventOperator(ModelopsOperator):
 # -- production monitoring ----------------------------------------------------------------------
 
 def _interval(ctx: Any) -> tuple[Any, Any]:
-    from modelops.storage import as_day
+    from modelops.data.storage import as_day
 
     start = as_day(ctx.data_interval_start or ctx.logical_date)
     end = as_day(ctx.data_interval_end or ctx.logical_date)
@@ -380,7 +381,7 @@ class BatchPredictOperator(ModelopsOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from modelops import predictions
+        from modelops.monitoring import predictions
 
         cfg, ctx = self.load(context)
         start, end = _interval(ctx)
@@ -404,11 +405,13 @@ class EvaluatePerformanceOperator(ModelopsOperator, SkipMixin):
         self.on_degraded_task_ids = list(on_degraded_task_ids)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from modelops import alerts, db, monitoring
+        from modelops import db
+        from modelops.monitoring import alerts
+        from modelops.monitoring import performance
 
         cfg, ctx = self.load(context)
         _start, end = _interval(ctx)
-        out = monitoring.evaluate_performance(cfg, ctx, end)
+        out = performance.evaluate_performance(cfg, ctx, end)
         out["data_interval_start"], out["data_interval_end"] = _start.isoformat(), end.isoformat()
         if out["judged"] and not out["degraded"]:
             alerts.resolve(db.get_engine(), cfg.model_name, [alerts.PERFORMANCE_DEGRADED], f"within tolerance on {out['day']}")
@@ -457,7 +460,7 @@ class MonitoringReportOperator(ModelopsOperator):
         self.performance_task_id = performance_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from modelops.monitoring_report import log_daily_report
+        from modelops.monitoring.report import log_daily_report
 
         cfg, ctx = self.load(context)
         _start, end = _interval(ctx)

@@ -77,7 +77,7 @@ class Airflow:
 @pytest.fixture
 def airflow(real_stack, pg_databases, tmp_path, fast_hp_file):
     from modelops.config import load_config
-    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops.data.sample_data import generate_store_sales, write_dataset
 
     home = tmp_path / "airflow"
     home.mkdir()
@@ -143,7 +143,7 @@ def _modelops(af: Airflow, *args: str) -> subprocess.CompletedProcess:
 def test_retrain_approve_promote_and_drift_schedules_retrain(airflow):
     import airflow_client.client as ac
 
-    from modelops import registry
+    from modelops.governance import registry
 
     af, cfg = airflow
     api = af.client("admin")

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from modelops import drift_store
+from modelops.monitoring import drift_store
 from modelops.config import DriftConfig
-from modelops.drift import detect_drift
+from modelops.monitoring.drift import detect_drift
 from tests.pgcluster import PgCluster
 
 pytestmark = pytest.mark.postgres

@@ -11,7 +11,9 @@ from datetime import date
 
 import pytest
 
-from modelops import lifecycle, registry, storage, tracking
+from modelops import lifecycle, tracking
+from modelops.governance import registry
+from modelops.data import storage
 from modelops.tracking import RunContext
 from tests.conftest import write_config
 from tests.integration.conftest import free_port
@@ -174,7 +176,7 @@ def test_object_store_down_while_writing_features_then_retry_rewrites_same_path(
     from moto.server import ThreadedMotoServer
 
     from modelops.config import load_config
-    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops.data.sample_data import generate_store_sales, write_dataset
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -8,7 +8,9 @@ from datetime import date
 
 import pytest
 
-from modelops import lifecycle, registry, storage
+from modelops import lifecycle
+from modelops.governance import registry
+from modelops.data import storage
 from modelops.tracking import RunContext
 from tests.conftest import write_config
 
@@ -34,9 +36,9 @@ def _retrain(cfg, day: str) -> str:
 
 
 def test_lifecycle_on_mlflow_server_postgres_and_s3(real_stack, tmp_path, fast_hp_file, monkeypatch):
-    from modelops import drift_store
+    from modelops.monitoring import drift_store
     from modelops.config import load_config
-    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops.data.sample_data import generate_store_sales, write_dataset
 
     name = f"stack_{uuid.uuid4().hex[:6]}"
     path = write_config(tmp_path, model_name=name, **{"mlflow.experiment": name, "training.window_days": 150,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelops import registry
+from modelops.governance import registry
 from tests.integration.conftest import free_port
 from tests.integration.faultproxy import FaultProxy
 from tests.runs.conftest import airflow_db, api_app, problem, states, store_data  # noqa: F401 - fixtures

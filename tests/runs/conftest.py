@@ -41,7 +41,7 @@ def api_app(airflow_db):
 def api_as(api_app, user: str):
     import json
 
-    from modelops.approvals import AirflowApi
+    from modelops.governance.approvals import AirflowApi
 
     passwords = json.loads(Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).read_text())
     return AirflowApi.login(base_url="http://testserver", user=user, password=passwords[user], session=api_app)
@@ -51,7 +51,7 @@ def api_as(api_app, user: str):
 def store_data():
     """Store sales for all run tests: one dataset, drift injected from 2025-07-01."""
     from modelops.config import load_config
-    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops.data.sample_data import generate_store_sales, write_dataset
 
     cfg_path = write_config(STATE / "base-config")
     cfg = load_config(cfg_path)
@@ -109,7 +109,7 @@ class Reviewer(threading.Thread):
         self.run_done = threading.Event()
 
     def run(self) -> None:
-        from modelops.approvals import ApprovalError, find_waiting
+        from modelops.governance.approvals import ApprovalError, find_waiting
 
         try:
             for user, approve, comment in self.attempts:
@@ -145,7 +145,7 @@ class TimeoutSweeper(threading.Thread):
         from airflow.jobs.job import Job
         from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
 
-        from modelops.approvals import ApprovalError, find_waiting
+        from modelops.governance.approvals import ApprovalError, find_waiting
 
         try:
             api = api_as(self.api_app, "admin")

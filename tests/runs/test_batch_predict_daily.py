@@ -10,7 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from modelops import alerts, db, monitoring, predictions, registry, status, storage
+from modelops import db
+from modelops.monitoring import alerts
+from modelops.monitoring import performance
+from modelops.monitoring import predictions
+from modelops.governance import registry
+from modelops.governance import status
+from modelops.data import storage
 from tests.alert_servers import WebhookServer
 from tests.runs.conftest import load_dag, states, utc
 from tests.runs.test_retrain_weekly import V1_DAY, run_retrain
@@ -70,7 +76,7 @@ def test_daily_scoring_shadow_and_degradation(api_app, problem, store_data, tmp_
         assert len(rows) == 40 and set(rows["model_role"]) == {"production"} and set(rows["model_version"]) == {v1}
         assert set(rows["logical_date"].dt.date) == {date(2025, 6, 2)} and rows["model_run_id"].notna().all()
         assert storage.exists(predictions.predictions_path(cfg, date(2025, 6, 2)))
-        perf = monitoring.load_performance(engine, cfg.model_name)
+        perf = performance.load_performance(engine, cfg.model_name)
         assert len(perf) == 1 and not perf["degraded"].iloc[0] and perf["baseline"].iloc[0] == pytest.approx(baseline)
         # a healthy day still leaves its numbers in XCom (skipping the event task must not drop them)
         healthy = run1.get_task_instance("evaluate_performance").xcom_pull(task_ids="evaluate_performance")
@@ -118,7 +124,7 @@ def test_daily_scoring_shadow_and_degradation(api_app, problem, store_data, tmp_
     assert failed["modelops"]["kind"] == "task_failed" and "Task failed: batch_predict_daily.score_batch" in failed["text"]
     assert "date=2025-06-05/part-0.parquet: cannot read as parquet" in failed["text"] and "/tasks/score_batch" in failed["text"]
 
-    perf = monitoring.load_performance(engine, cfg.model_name)
+    perf = performance.load_performance(engine, cfg.model_name)
     last = perf[(perf["model_role"] == "production")].iloc[-1]
     assert last["logical_date"] == pd.Timestamp("2025-06-04") and last["degraded"] and last["rolling_n_rows"] == 120
     assert last["rolling_value"] > 2 * baseline
@@ -142,7 +148,7 @@ def test_daily_scoring_shadow_and_degradation(api_app, problem, store_data, tmp_
     assert len(run) == 1 and run[0].data.tags["modelops.degraded"] == "true"
     local = registry.client().download_artifacts(run[0].info.run_id, "monitoring_report/monitoring_report.html", str(tmp_path))
     page = Path(local).read_text()
-    from modelops.monitoring_report import SECTIONS
+    from modelops.monitoring.report import SECTIONS
 
     assert all(f'<section id="{s}">' in page for s in SECTIONS) and page.count("data:image/png;base64,") >= 2
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelops import drift_store, registry
+from modelops.monitoring import drift_store
+from modelops.governance import registry
 from tests.runs.conftest import load_dag, states, utc
 from tests.runs.test_retrain_weekly import V1_DAY, run_retrain
 

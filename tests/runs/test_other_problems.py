@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelops import registry, storage
+from modelops.governance import registry
+from modelops.data import storage
 from tests.conftest import write_config
 from tests.runs.conftest import Reviewer, load_dag, states, utc
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.dagrun
 
 def test_classification_problem_end_to_end(api_app, tmp_path, fast_hp_file, monkeypatch):
     from modelops.config import load_config
-    from modelops.sample_data import generate_churn, write_dataset
+    from modelops.data.sample_data import generate_churn, write_dataset
 
     name = f"churn_{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("MODELOPS_DATA_ROOT", str(tmp_path / "data"))
@@ -56,7 +57,7 @@ def test_classification_problem_end_to_end(api_app, tmp_path, fast_hp_file, monk
 
 def test_bad_partition_fails_validation_and_nothing_downstream_runs(problem, tmp_path, monkeypatch):
     from modelops.config import load_config
-    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops.data.sample_data import generate_store_sales, write_dataset
 
     monkeypatch.setenv("MODELOPS_DATA_ROOT", str(tmp_path / "data"))
     cfg = problem(**{"training.window_days": 60})

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from modelops import registry
+from modelops.governance import registry
 from tests.runs.conftest import Reviewer, TimeoutSweeper, load_dag, states, utc
 
 pytestmark = pytest.mark.dagrun

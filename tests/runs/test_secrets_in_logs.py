@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops import drift_store
+from modelops.monitoring import drift_store
 from tests.conftest import write_config
 from tests.runs.conftest import load_dag, states, utc
 
@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.dagrun, pytest.mark.postgres]
 
 def test_connection_secrets_never_appear_in_task_logs(airflow_db, pg_url, tmp_path, monkeypatch, capfd, caplog):
     from modelops.config import load_config
-    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops.data.sample_data import generate_store_sales, write_dataset
 
     db_password = f"pg-S3cr3t-{uuid.uuid4().hex}"
     aws_secret = f"aws-S3cr3t-{uuid.uuid4().hex}"

@@ -55,7 +55,7 @@ def _runs(dag_id: str) -> int:
 
 @pytest.mark.parametrize("conf,needle", BAD, ids=[n for _, n in BAD])
 def test_bad_trigger_params_are_refused_before_a_run_exists(api_app, synced, conf, needle):
-    from modelops.approvals import ApprovalError
+    from modelops.governance.approvals import ApprovalError
 
     api = api_as(api_app, "admin")
     before = _runs("retrain_weekly")
@@ -68,7 +68,8 @@ def test_bad_trigger_params_are_refused_before_a_run_exists(api_app, synced, con
 
 def test_cross_field_params_fail_the_first_task_before_any_work(tmp_path, fast_hp_file):
     """training_start >= training_end, and overrides the tuned file does not accept: a sentence, nothing read or logged."""
-    from modelops import lifecycle, registry
+    from modelops import lifecycle
+    from modelops.governance import registry
     from modelops.config import ConfigError, load_config, load_hyperparameters
     from modelops.tracking import RunContext
     from tests.conftest import write_config

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops import registry
+from modelops.governance import registry
 from tests.runs.conftest import load_dag, states, utc
 
 pytestmark = pytest.mark.dagrun
@@ -52,7 +52,7 @@ def tune_problem(problem, tmp_path):
 def study(name: str):
     import optuna
 
-    from modelops.tuning import open_storage
+    from modelops.training.tuning import open_storage
 
     return optuna.load_study(study_name=name, storage=open_storage())
 
@@ -69,7 +69,7 @@ def run_tune(day: str, conf: dict):
 
 
 def test_tuned_parameters_go_live_retrain_uses_them_and_worse_ones_are_refused(api_app, tune_problem):
-    from modelops import hyperparameters as H
+    from modelops.training import hyperparameters as H
 
     cfg = tune_problem(WEAK_HP, **{"evaluation.threshold": 0.0001})  # the retrain stops at the gate: no approval wait
     assert H.load_active(cfg).tuned is False
@@ -167,7 +167,7 @@ def test_a_killed_study_resumes_without_repeating_finished_trials(tune_problem, 
     )
     proc = subprocess.Popen([sys.executable, "-c", script, str(ROOT), utc(day).isoformat(), json.dumps(conf)],
                             env=dict(os.environ), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    from modelops.tuning import open_storage
+    from modelops.training.tuning import open_storage
 
     storage = open_storage()
     deadline = time.monotonic() + 600

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from modelops import registry
+from modelops.governance import registry
 from tests.conftest import write_config
 from tests.registry_helpers import log_constant_model, staged_version
 

@@ -17,12 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops import lifecycle, registry, storage
+from modelops import lifecycle
+from modelops.governance import registry
+from modelops.data import storage
 from modelops.config import ConfigError, load_config, load_hyperparameters, parse_config
-from modelops.sample_data import generate_store_sales, write_dataset
-from modelops.storage import DataError
+from modelops.data.sample_data import generate_store_sales, write_dataset
+from modelops.data.storage import DataError
 from modelops.tracking import RunContext
-from modelops.validation import DataValidationError
+from modelops.data.validation import DataValidationError
 from tests.conftest import write_config
 
 START, END = date(2025, 3, 1), date(2025, 3, 8)

@@ -13,7 +13,8 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from modelops import db, drift_store
+from modelops import db
+from modelops.monitoring import drift_store
 from tests.conftest import ROOT
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from modelops.config import DriftConfig
-from modelops.drift import (
+from modelops.monitoring.drift import (
     UNSEEN,
     DriftInputError,
     DriftReport,
@@ -212,7 +212,7 @@ def test_negligible_shift_at_one_million_rows_is_not_flagged():
     ("psi", True, False, False), ("psi", False, True, True),
 ])
 def test_rules(rule, ks_hit, psi_hit, expected):
-    from modelops.drift import KSResult
+    from modelops.monitoring.drift import KSResult
 
     cfg = DriftConfig(rule=rule, ks_pvalue=0.01, ks_statistic_min=0.1, psi_threshold=0.2)
     ks = KSResult(0.3, 1e-6, "asymp") if ks_hit else KSResult(0.05, 1e-6, "asymp")
@@ -381,7 +381,7 @@ def test_property_psi_non_negative(a, b, bins, eps):
 def test_render_drift_report(tmp_path):
     import re
 
-    from modelops.drift_report import render_drift_report
+    from modelops.monitoring.drift_report import render_drift_report
 
     ref, cur = _mixed_frames(12, 5000)
     profile = ReferenceProfile.from_frame(ref, ["x", "t"], ["k", "s"])

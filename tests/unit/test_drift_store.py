@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from modelops import drift_store
+from modelops.monitoring import drift_store
 from modelops.config import DriftConfig
-from modelops.drift import DriftReport, detect_drift
+from modelops.monitoring.drift import DriftReport, detect_drift
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

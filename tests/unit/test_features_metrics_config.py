@@ -10,7 +10,7 @@ import pytest
 
 from modelops import metrics as M
 from modelops.config import ConfigError, load_config, parse_config, validate_hyperparameters
-from modelops.features import FeatureBuilder
+from modelops.data.features import FeatureBuilder
 from modelops.security import UntrustedModelURI, check_model_uri
 
 
@@ -151,7 +151,7 @@ def test_keyed_target_history_equals_indexed(seed, string_entities):
 def test_keyed_target_history_equals_indexed_on_the_sample_data():
     from datetime import date
 
-    from modelops.sample_data import generate_store_sales
+    from modelops.data.sample_data import generate_store_sales
 
     df = generate_store_sales(date(2025, 1, 1), date(2025, 4, 1), n_stores=30, seed=4)
     b = FeatureBuilder(timestamp="date", entity="store", target="sales", numeric=["customers"], categorical=[],
@@ -186,7 +186,7 @@ def test_tz_aware_timestamps_take_the_indexed_path():
     pd.Series([], dtype="string"),
 ])
 def test_category_codes_equal_converting_every_value(values):
-    from modelops.features import _category_codes
+    from modelops.data.features import _category_codes
 
     vocab = ["0.0", "1", "1.0", "2", "3", "False", "True", "a", "b"]
     expected = pd.Categorical(values.astype("string").astype(object), categories=vocab).codes.astype(np.int64)
@@ -204,7 +204,7 @@ def test_transform_returns_one_block_in_feature_order():
 
 
 def test_training_threads_from_the_environment(monkeypatch):
-    from modelops.training import TrainingError, _n_jobs
+    from modelops.training.boosters import TrainingError, _n_jobs
 
     monkeypatch.setenv("MODELOPS_TRAINING_THREADS", "1")
     assert _n_jobs() == 1

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops import lifecycle, storage
-from modelops.features import take_rows
-from modelops.training import is_time_sorted
+from modelops import lifecycle
+from modelops.data import storage
+from modelops.data.features import take_rows
+from modelops.training.boosters import is_time_sorted
 
 
 def _frame(n_days: int = 6, n_ent: int = 3) -> pd.DataFrame:
@@ -143,7 +144,7 @@ def test_build_features_sorts_an_unordered_snapshot_once_and_reuses_an_ordered_o
     Both give the same features."""
     from datetime import date
 
-    from modelops.sample_data import generate_store_sales
+    from modelops.data.sample_data import generate_store_sales
     from modelops.tracking import RunContext
 
     monkeypatch.setenv("MODELOPS_WORK_ROOT", str(tmp_path / "work"))
@@ -168,10 +169,10 @@ def small_ensemble():
     from datetime import date
 
     from modelops.config import load_config
-    from modelops.ensemble import EnsembleModel
-    from modelops.features import FeatureBuilder
-    from modelops.sample_data import generate_store_sales
-    from modelops.training import sort_by_time, time_split, train_lightgbm, train_xgboost
+    from modelops.training.ensemble import EnsembleModel
+    from modelops.data.features import FeatureBuilder
+    from modelops.data.sample_data import generate_store_sales
+    from modelops.training.boosters import sort_by_time, time_split, train_lightgbm, train_xgboost
 
     cfg = load_config()
     ts, ent, tgt = cfg.data.timestamp_column, cfg.data.entity_column, cfg.data.target_column
@@ -187,7 +188,7 @@ def small_ensemble():
 
 
 def test_scoring_a_window_predicts_only_its_rows_and_gives_the_same_values(small_ensemble, monkeypatch):
-    from modelops import ensemble
+    from modelops.training import ensemble
     from modelops.lifecycle import _scoring_context, score_window, score_window_components
 
     cfg, raw, te, model = small_ensemble

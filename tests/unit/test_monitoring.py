@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops import alerts, db, monitoring, monitoring_report, predictions
+from modelops import db
+from modelops.monitoring import alerts
+from modelops.monitoring import performance
+from modelops.monitoring import report as monitoring_report
+from modelops.monitoring import predictions
 from modelops.config import ConfigError, load_config, parse_config
 from tests.conftest import write_config
 
@@ -83,9 +87,9 @@ def test_daily_and_rolling_rmspe_match_hand_computed_values(tmp_path):
     source = pd.DataFrame({"store": [1, 2, 1, 1, 2], "date": pd.to_datetime([d1, d1, d2, d3, d3]),
                            "sales": [100.0, 200.0, 100.0, 50.0, np.nan]})
     source["store"] = source["store"].map({1: "a", 2: "b"})
-    joined = monitoring.join_actuals(cfg, preds, source)
+    joined = performance.join_actuals(cfg, preds, source)
     assert len(joined) == 4
-    perf = monitoring.daily_performance(cfg, joined).set_index("logical_date")
+    perf = performance.daily_performance(cfg, joined).set_index("logical_date")
     assert perf.loc[d1, "value"] == pytest.approx(0.1)  # errors +10 %, -10 %
     assert perf.loc[d2, "value"] == pytest.approx(0.3)
     assert perf.loc[d2, "rolling_value"] == pytest.approx(math.sqrt((0.01 + 0.01 + 0.09) / 3))  # pooled, not averaged
@@ -100,7 +104,7 @@ def test_daily_and_rolling_rmspe_match_hand_computed_values(tmp_path):
 ])
 def test_lower_is_better_rule(tmp_path, mode, tol, value, degraded):
     cfg = _cfg(tmp_path, **{"monitoring.tolerance": tol, "monitoring.tolerance_mode": mode, "monitoring.min_rows": 10})
-    v = monitoring.judge("rmspe", value, 10, 0.1, cfg)
+    v = performance.judge("rmspe", value, 10, 0.1, cfg)
     assert v.judged and v.degraded is degraded
     assert v.limit == pytest.approx(0.125 if mode == "relative" else 0.15)
     assert ("above the limit" in v.reason) is degraded
@@ -113,11 +117,11 @@ def test_higher_is_better_rule_and_unjudged_windows(tmp_path):
     raw["evaluation"]["metric"] = "roc_auc"
     raw["training"]["target_transform"] = "none"
     cls = parse_config(raw)
-    assert monitoring.judge("roc_auc", 0.74, 30, 0.80, cls).degraded
-    assert not monitoring.judge("roc_auc", 0.76, 30, 0.80, cls).degraded
-    few = monitoring.judge("roc_auc", 0.10, 29, 0.80, cls)
+    assert performance.judge("roc_auc", 0.74, 30, 0.80, cls).degraded
+    assert not performance.judge("roc_auc", 0.76, 30, 0.80, cls).degraded
+    few = performance.judge("roc_auc", 0.10, 29, 0.80, cls)
     assert not few.judged and not few.degraded and "only 29 labelled rows" in few.reason
-    assert not monitoring.judge("roc_auc", 0.1, 100, None, cls).judged
+    assert not performance.judge("roc_auc", 0.1, 100, None, cls).judged
 
 
 def test_monitoring_config_is_strict(tmp_path):
@@ -176,8 +180,9 @@ def test_alert_ledger_open_resolve_and_no_double_delivery(any_engine):
 
 def _fill(engine, cfg, days: list[date]):
     """Ten days of everything the report shows: drift rows, production + shadow predictions, actuals, metrics, an alert."""
-    from modelops import drift_store, storage
-    from modelops.drift import ReferenceProfile, detect_drift
+    from modelops.monitoring import drift_store
+    from modelops.data import storage
+    from modelops.monitoring.drift import ReferenceProfile, detect_drift
 
     rng = np.random.default_rng(0)
     num, cat = ["customers", "competition_distance"], ["store_type"]
@@ -198,8 +203,8 @@ def _fill(engine, cfg, days: list[date]):
         predictions.save_predictions(engine, cfg.model_name, frame, d, d + timedelta(days=1))
     preds = predictions.load_predictions(engine, cfg.model_name)
     source = storage.read_window(cfg, days[0], days[-1] + timedelta(days=1))
-    perf = monitoring.daily_performance(cfg, monitoring.join_actuals(cfg, preds, source))
-    monitoring.save_performance(engine, cfg, perf, {"1": 0.06, "2": 0.05})
+    perf = performance.daily_performance(cfg, performance.join_actuals(cfg, preds, source))
+    performance.save_performance(engine, cfg, perf, {"1": 0.06, "2": 0.05})
     a = alerts.build_alert("performance_degraded", cfg.model_name, {"degraded": True, "metric": "rmspe", "value": 0.2,
                                                                     "baseline": 0.06, "limit": 0.075, "model_version": "1",
                                                                     "day": days[-1].isoformat()}, key="x")
@@ -233,7 +238,7 @@ def test_report_renders_every_section_for_a_multi_day_range(engine, tmp_path):
 def test_report_cli_and_status_summary(tmp_path, capsys):
     import uuid
 
-    from modelops import status
+    from modelops.governance import status
     from modelops.__main__ import main
 
     name = f"mon_{uuid.uuid4().hex[:8]}"
@@ -260,7 +265,7 @@ def test_report_cli_and_status_summary(tmp_path, capsys):
 
 def test_classification_metrics_rule_and_report(engine, tmp_path):
     """roc_auc (higher is better) with the churn config's absolute tolerance: a noisier second week degrades."""
-    from modelops import storage
+    from modelops.data import storage
 
     cfg = load_config(write_config(tmp_path / "cfg", base="churn.yaml", **{"data.path": str(tmp_path / "data"),
                                                                              "monitoring.min_rows": 100}))
@@ -273,15 +278,15 @@ def test_classification_metrics_rule_and_report(engine, tmp_path):
         y = (rng.uniform(0, 1, 200) < np.clip(p + rng.normal(0, 0.1 if i < 7 else 0.6, 200), 0, 1)).astype(int)
         storage.write_partition(pd.DataFrame({ts: pd.Timestamp(d), ent: np.arange(200), tgt: y}), cfg.data.path, "date", d)
         predictions.save_predictions(engine, cfg.model_name, _preds(d, range(200), p), d, d + timedelta(days=1))
-    joined = monitoring.join_actuals(cfg, predictions.load_predictions(engine, cfg.model_name),
+    joined = performance.join_actuals(cfg, predictions.load_predictions(engine, cfg.model_name),
                                      storage.read_window(cfg, days[0], days[-1] + timedelta(days=1)))
-    perf = monitoring.daily_performance(cfg, joined)
+    perf = performance.daily_performance(cfg, joined)
     from sklearn.metrics import roc_auc_score
 
     first = joined[joined["logical_date"] == pd.Timestamp(days[0])]
     assert perf["value"].iloc[0] == pytest.approx(roc_auc_score(first["actual"], first["prediction"]))
-    monitoring.save_performance(engine, cfg, perf, {"1": 0.85})
-    stored = monitoring.load_performance(engine, cfg.model_name)
+    performance.save_performance(engine, cfg, perf, {"1": 0.85})
+    stored = performance.load_performance(engine, cfg.model_name)
     assert np.allclose(stored["limit_value"], 0.80)
     assert not stored["degraded"].iloc[:7].any() and stored["degraded"].iloc[-1]
     page = monitoring_report.render_range(engine, cfg, days[0], days[-1] + timedelta(days=1))

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from modelops import alerts, db
+from modelops import db
+from modelops.monitoring import alerts
 from tests.alert_servers import SmtpServer, WebhookServer
 from tests.conftest import write_config
 

@@ -15,7 +15,8 @@ import uuid
 
 import pytest
 
-from modelops import locks, registry
+from modelops.governance import locks
+from modelops.governance import registry
 from tests.registry_helpers import approved_version, log_constant_model
 
 

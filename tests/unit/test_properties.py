@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from modelops.drift import ks_2samp_exact, psi_categorical
+from modelops.monitoring.drift import ks_2samp_exact, psi_categorical
 from modelops.security import UntrustedModelURI, check_model_uri
 
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from modelops import registry
+from modelops.governance import registry
 from tests.registry_helpers import log_constant_model
 
 

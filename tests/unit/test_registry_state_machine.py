@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from modelops import registry
+from modelops.governance import registry
 from tests.registry_helpers import log_constant_model
 
 _MODEL_URI: tuple[str, str] | None = None

@@ -7,8 +7,8 @@ from datetime import date
 import pandas as pd
 
 from modelops.config import load_config
-from modelops.sample_data import generate_churn, generate_store_sales, write_dataset
-from modelops.storage import list_partitions, read_window
+from modelops.data.sample_data import generate_churn, generate_store_sales, write_dataset
+from modelops.data.storage import list_partitions, read_window
 
 
 def test_store_sales_deterministic_and_shaped():

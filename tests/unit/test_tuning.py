@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelops import hyperparameters as H
+from modelops.training import hyperparameters as H
 from modelops.config import ConfigError, load_config, parse_config
-from modelops.tuning import TuningError, effective_search_space, open_storage, recover_interrupted, resolve_request
+from modelops.training.tuning import TuningError, effective_search_space, open_storage, recover_interrupted, resolve_request
 from tests.conftest import ROOT, write_config
 
 
@@ -214,7 +214,7 @@ def _tiny(n=400, seed=0):
 
 @pytest.mark.parametrize("which", ["xgboost", "lightgbm"])
 def test_the_iteration_hook_sees_the_validation_curve_and_can_stop_training(which):
-    from modelops.training import train_lightgbm, train_xgboost
+    from modelops.training.boosters import train_lightgbm, train_xgboost
 
     X_tr, y_tr, X_va, y_va = _tiny()
     seen: list[tuple[int, float]] = []
@@ -252,8 +252,10 @@ def test_same_data_and_seed_give_the_same_study_and_weak_trials_are_pruned(tmp_p
     import optuna
     from datetime import date
 
-    from modelops import lifecycle, registry, tuning
-    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops import lifecycle
+    from modelops.governance import registry
+    from modelops.training import tuning
+    from modelops.data.sample_data import generate_store_sales, write_dataset
     from modelops.tracking import RunContext
 
     hp = tmp_path / "hp.json"

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from modelops.config import load_config, parse_config
-from modelops.sample_data import generate_store_sales
-from modelops.validation import DataValidationError, validate_frame
+from modelops.data.sample_data import generate_store_sales
+from modelops.data.validation import DataValidationError, validate_frame
 
 START, END = datetime(2025, 3, 1), datetime(2025, 3, 8)
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from modelops import lifecycle, registry, storage
+from modelops import lifecycle
+from modelops.governance import registry
+from modelops.data import storage
 from modelops.tracking import RunContext
 from tests.conftest import ROOT, write_config
 from tests.registry_helpers import approved_version, log_constant_model
@@ -34,7 +36,7 @@ def run_step(spec: dict) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def problem(tmp_path_factory, fast_hp_file):
     from modelops.config import load_config
-    from modelops.sample_data import generate_store_sales, write_dataset
+    from modelops.data.sample_data import generate_store_sales, write_dataset
 
     tmp = tmp_path_factory.mktemp("killed")
     name = f"killed_{uuid.uuid4().hex[:8]}"

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from modelops.config import ModelopsConfig
-from modelops.storage import write_partition
+from modelops.data.storage import write_partition
 
 _HOLIDAYS = {(1, 1): "a", (5, 1): "a", (10, 3): "a", (12, 25): "c", (12, 26): "c"}
 

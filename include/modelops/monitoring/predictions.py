@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from modelops import db, registry, storage
+from modelops import db
+from modelops.governance import registry
+from modelops.data import storage
 from modelops.config import ModelopsConfig
 
 if TYPE_CHECKING:
@@ -153,7 +155,7 @@ def batch_predict(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date) 
     """
     import numpy as np
 
-    from modelops.features import FeatureBuilder
+    from modelops.data.features import FeatureBuilder
 
     if start >= end:
         raise ValueError(f"empty scoring window [{start}, {end}): schedule with an interval timetable")

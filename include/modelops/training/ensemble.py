@@ -18,7 +18,7 @@ try:  # mlflow is only needed to log/load; the class is usable without it for te
 except ImportError:  # pragma: no cover
     PythonModel = object  # type: ignore[misc,assignment]
 
-from modelops.features import FeatureBuilder, take_rows
+from modelops.data.features import FeatureBuilder, take_rows
 
 
 class EnsembleModel(PythonModel):
@@ -70,4 +70,4 @@ def predict_raw(model: Any, X: pd.DataFrame, task: str) -> np.ndarray:
 
 def code_path() -> str:
     """The ``modelops`` package directory, shipped inside each logged model."""
-    return str(Path(__file__).resolve().parent)
+    return str(Path(__file__).resolve().parents[1])

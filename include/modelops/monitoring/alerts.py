@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from modelops import db
-from modelops.storage import as_day
+from modelops.data.storage import as_day
 
 TABLE = "modelops_alerts"
 

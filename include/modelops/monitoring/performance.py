@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from modelops import db, registry, storage
+from modelops import db
+from modelops.governance import registry
+from modelops.data import storage
 from modelops.config import ModelopsConfig
-from modelops.predictions import PRODUCTION_ROLE, load_predictions
-from modelops.storage import as_day
+from modelops.monitoring.predictions import PRODUCTION_ROLE, load_predictions
+from modelops.data.storage import as_day
 
 if TYPE_CHECKING:
     import pandas as pd

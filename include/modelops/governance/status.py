@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelops import registry
+from modelops.governance import registry
 from modelops.config import ModelopsConfig
 
 
@@ -38,7 +38,7 @@ def collect(cfg: ModelopsConfig) -> dict[str, Any]:
         })
     drift = None
     try:
-        from modelops import drift_store
+        from modelops.monitoring import drift_store
 
         engine = drift_store.get_engine()
         drift_store.create_schema(engine)
@@ -54,11 +54,13 @@ def collect(cfg: ModelopsConfig) -> dict[str, Any]:
 def _monitoring(cfg: ModelopsConfig) -> dict[str, Any]:
     """Live metric of production (and the shadow) vs baseline over the last 7 days, and open alerts."""
     try:
-        from modelops import alerts, db, monitoring
+        from modelops import db
+        from modelops.monitoring import alerts
+        from modelops.monitoring import performance
 
         engine = db.get_engine()
         db.migrate(engine)
-        return {**monitoring.summary(engine, cfg, days=7), "rolling_window_days": cfg.monitoring.rolling_window_days,
+        return {**performance.summary(engine, cfg, days=7), "rolling_window_days": cfg.monitoring.rolling_window_days,
                 "open_alerts": alerts.open_alerts(engine, cfg.model_name)}
     except Exception as exc:  # noqa: BLE001 - status must print even if the tables are unreachable
         return {"error": str(exc)}

@@ -320,7 +320,7 @@ def _approved_at(tags: dict[str, str]) -> datetime | None:
 
 
 def _model_lock(name: str):
-    from modelops.locks import named_lock
+    from modelops.governance.locks import named_lock
 
     return named_lock(f"registry:{settings.registry_uri()}:{name}")
 

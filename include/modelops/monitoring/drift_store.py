@@ -20,10 +20,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from modelops import db
 from modelops.db import dispose_engines, get_engine  # noqa: F401 - the drift table's callers use these names
-from modelops.storage import as_day
+from modelops.data.storage import as_day
 
 if TYPE_CHECKING:
-    from modelops.drift import DriftReport
+    from modelops.monitoring.drift import DriftReport
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from modelops.drift import DriftReport, FeatureDrift, ReferenceProfile
+from modelops.monitoring.drift import DriftReport, FeatureDrift, ReferenceProfile
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

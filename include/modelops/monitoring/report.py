@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from modelops import alerts as A
-from modelops import drift_store, monitoring, plots, storage
+from modelops.monitoring import alerts as A
+from modelops import plots
+from modelops.monitoring import drift_store
+from modelops.monitoring import performance
+from modelops.data import storage
 from modelops.config import ModelopsConfig
-from modelops.predictions import PRODUCTION_ROLE, SHADOW_ROLE, load_predictions
+from modelops.monitoring.predictions import PRODUCTION_ROLE, SHADOW_ROLE, load_predictions
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -51,7 +54,7 @@ def collect(engine: Engine, cfg: ModelopsConfig, start: date, end: date, model_n
         raise ValueError(f"empty report range: start {start} is not before end {end}")
     name = model_name or cfg.model_name
     drift = drift_store.load_reports(engine, name, start, end - timedelta(days=1))
-    perf = monitoring.load_performance(engine, name, start, end)
+    perf = performance.load_performance(engine, name, start, end)
     preds = load_predictions(engine, name, start, end)
     counts = (preds.groupby([preds["logical_date"].dt.date, "model_role"]).size().rename("n").reset_index()
               if len(preds) else pd.DataFrame(columns=["logical_date", "model_role", "n"]))
@@ -61,7 +64,7 @@ def collect(engine: Engine, cfg: ModelopsConfig, start: date, end: date, model_n
             source = storage.read_window(cfg, start, end)
         except storage.DataError:
             source = pd.DataFrame()
-        joined = monitoring.join_actuals(cfg, preds, source)
+        joined = performance.join_actuals(cfg, preds, source)
     return ReportData(cfg, name, start, end, drift, perf, joined, counts, A.load_alerts(engine, name, start, end))
 
 
@@ -398,7 +401,8 @@ def log_daily_report(cfg: ModelopsConfig, ctx: Any, end: date, performance: dict
     import time
     from pathlib import Path
 
-    from modelops import db, registry, tracking
+    from modelops import db, tracking
+    from modelops.governance import registry
 
     start = end - timedelta(days=cfg.monitoring.report_days)
     engine = db.get_engine()

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from modelops import settings, storage
+from modelops import settings
+from modelops.data import storage
 from modelops.config import ModelopsConfig, apply_overrides, read_hyperparameters_file
 
 log = logging.getLogger(__name__)

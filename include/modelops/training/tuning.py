@@ -23,8 +23,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from modelops import hyperparameters as H
-from modelops import lifecycle, registry, settings, storage, tracking
+from modelops.training import hyperparameters as H
+from modelops import lifecycle, settings, tracking
+from modelops.governance import registry
+from modelops.data import storage
 from modelops.config import (
     CLASSIFICATION_METRICS,
     DEFAULT_SEARCH_SPACE,
@@ -270,7 +272,7 @@ def score_params(cfg: ModelopsConfig, which: str, parts: dict[str, Any], params:
                  metric: str, on_iteration: Any = None) -> tuple[float, dict[str, Any]]:
     """Train with ``params`` exactly as training does and score ``metric`` on the validation split."""
     from modelops import metrics as M
-    from modelops.ensemble import predict_raw
+    from modelops.training.ensemble import predict_raw
 
     tt = cfg.training.target_transform if cfg.task == "regression" else "none"
     model, info = lifecycle.fit_booster(cfg, which, parts, params, categorical, on_iteration)

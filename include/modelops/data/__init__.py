@@ -1,0 +1,1 @@
+"""Data in: reading the user's source (day folders, files, globs), validating it, building features, sample data."""

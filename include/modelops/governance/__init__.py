@@ -1,0 +1,1 @@
+"""Who may move what: the MLflow registry (aliases, tags), approvals, locks and the status view."""

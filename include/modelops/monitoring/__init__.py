@@ -1,0 +1,1 @@
+"""Production watch: drift, predictions, live performance, alerts and reports."""

@@ -1,0 +1,1 @@
+"""Models out: the boosters, the ensemble pyfunc, hyperparameters and their tuning."""
