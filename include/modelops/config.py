@@ -197,6 +197,34 @@ class MonitoringConfig(_Strict):
     alerts: AlertsConfig = AlertsConfig()
 
 
+class PerPredictionExplainConfig(_Strict):
+    """Opt-in: batch predictions store each row's largest SHAP contributions next to the prediction."""
+
+    enabled: bool = False
+    top_k: int = Field(5, ge=1, le=50)
+    roles: list[Literal["production", "shadow"]] = Field(default_factory=lambda: ["production", "shadow"])
+
+
+class AttributionDriftConfig(_Strict):
+    """Each drift day: the order of mean |SHAP| on the day vs the production version's test window."""
+
+    enabled: bool = True
+    # Flagged when Spearman's rank correlation of the two importance vectors falls below this.
+    min_rank_correlation: float = Field(0.6, ge=-1, le=1)
+    max_rows: int = Field(20000, ge=10, description="Rows of the day explained (a seeded sample above this)")
+
+
+class ExplainConfig(_Strict):
+    """Explanations: per version at evaluate time, per prediction (opt-in), attribution drift per day."""
+
+    enabled: bool = Field(True, description="SHAP + permutation importance of each candidate on its test window")
+    max_rows: int = Field(20000, ge=10, description="Test-window rows explained (a seeded sample above this)")
+    permutation_repeats: int = Field(3, ge=1, le=50)
+    top_features: int = Field(10, ge=1, le=200, description="Features shown on the approval form and in reports")
+    per_prediction: PerPredictionExplainConfig = PerPredictionExplainConfig()
+    attribution_drift: AttributionDriftConfig = AttributionDriftConfig()
+
+
 class MlflowConfig(_Strict):
     experiment: str
 
@@ -319,6 +347,7 @@ class ModelopsConfig(_Strict):
     mlflow: MlflowConfig
     tuning: TuningConfig = TuningConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    explain: ExplainConfig = ExplainConfig()
 
     # Filled by load_config, not by the YAML.
     source_path: str = ""

@@ -27,7 +27,7 @@ metadata = sa.MetaData()
 
 # Modules whose import registers their tables on ``metadata``.
 TABLE_MODULES: tuple[str, ...] = ("modelops.monitoring.drift_store", "modelops.monitoring.predictions", "modelops.monitoring.performance",
-                                   "modelops.monitoring.alerts")
+                                   "modelops.monitoring.alerts", "modelops.monitoring.explanation_store")
 
 MIGRATIONS_TABLE = "modelops_schema_migrations"
 schema_migrations = sa.Table(

@@ -641,8 +641,11 @@ def evaluate(cfg: ModelopsConfig, ctx: RunContext, features: dict[str, Any], ens
     metric = cfg.evaluation.metric
     log.info("test %s: candidate %.5f, production %s", metric, cand[metric],
              "none" if prod_metrics is None else f"v{prod_version} {prod_metrics[metric]:.5f}")
+    from modelops.monitoring.explanations import explain_version  # TreeSHAP + permutation importance, vs production
+
     return {"candidate": cand, "production_version": prod_version, "production": prod_metrics,
-            "test_window": [features["split"]["test_start"], features["split"]["test_end"]]}
+            "test_window": [features["split"]["test_start"], features["split"]["test_end"]],
+            "explanation": explain_version(cfg, ctx, features, ensemble, prod_version)}
 
 
 # -- 6. register + gate -----------------------------------------------------------------------
@@ -741,6 +744,9 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
         reference = ReferenceProfile.from_frame(ref_df, numeric, categorical, cfg.drift.psi_bins)
         reference_desc = f"window [{ref_start}, {start})"
     report = _detect(reference, current, cfg.drift, numeric, categorical)
+    from modelops.monitoring import explanations  # attribution drift: computed before anything is stored
+
+    attribution = explanations.attribution_drift(cfg, prod_version, start, end)
 
     run_id = tracking.get_or_create_run(cfg.mlflow.experiment, ctx, "drift", f"drift-{start.isoformat()}",
                                         {"modelops.model_name": cfg.model_name, "modelops.drift_day": start.isoformat(),
@@ -763,6 +769,7 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
     drift_store.create_schema(engine)
     drift_store.save_report(engine, report, cfg.model_name, start, model_version=prod_version, dag_id=ctx.dag_id,
                             run_id=ctx.run_id, mlflow_run_id=run_id)
+    attribution = explanations.record_attribution(cfg, ctx, attribution, start, run_id)  # beside the feature drift
     if not report.dataset_drift:
         from modelops.monitoring import alerts
 
@@ -771,4 +778,4 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
              start, report.drift_ratio, cfg.drift.drift_ratio_threshold, report.drifted_features or "none")
     return {"day": start.isoformat(), "drift_ratio": report.drift_ratio, "dataset_drift": report.dataset_drift,
             "drifted_features": list(report.drifted_features), "mlflow_run_id": run_id, "reference": reference_desc,
-            "production_version": prod_version}
+            "production_version": prod_version, "attribution": attribution}

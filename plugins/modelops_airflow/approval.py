@@ -182,4 +182,6 @@ def _body(cfg: Any, version: str, mv: Any, evaluation: dict[str, Any], gate: dic
         f"MLflow run: `{mv.run_id}`; training window {mv.tags.get('modelops.training_window')}.",
         f"Approvers: {', '.join(approvers)}. No answer before the timeout counts as Reject.",
     ]
-    return "\n".join(lines)
+    from modelops.monitoring.explain_report import approval_markdown  # what drives it, what changed vs production
+
+    return "\n".join(lines + approval_markdown(evaluation.get("explanation"), version))

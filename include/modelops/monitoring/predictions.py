@@ -60,12 +60,17 @@ def _lock_key(model_name: str, start: date) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def save_predictions(engine: Engine, model_name: str, frame: pd.DataFrame, start: date, end: date) -> int:
+def save_predictions(engine: Engine, model_name: str, frame: pd.DataFrame, start: date, end: date,
+                     explanations: list[dict[str, Any]] | None = None) -> int:
     """Replace the model's rows with logical_date in [start, end) by ``frame``; returns rows written.
 
     ``frame`` needs columns entity, ts, prediction, model_role, model_version (and optionally
     model_run_id, dag_id, run_id). Checked before the transaction so a bad frame changes nothing.
+    The days' rows of ``modelops_prediction_explanations`` are replaced by ``explanations`` in the
+    same transaction (none: the days have no explanations, e.g. after they were turned off).
     """
+    from modelops.monitoring import explanation_store
+
     import pandas as pd
 
     missing = {"entity", "ts", "prediction", "model_role", "model_version"} - set(frame.columns)
@@ -99,6 +104,7 @@ def save_predictions(engine: Engine, model_name: str, frame: pd.DataFrame, start
         conn.execute(t.delete().where(t.c.model_name == model_name, t.c.logical_date >= start, t.c.logical_date < end))
         if rows:
             conn.execute(t.insert(), rows)
+        explanation_store.replace_explanations(conn, model_name, start, end, explanations or [])
     return len(rows)
 
 
@@ -123,6 +129,16 @@ def load_predictions(engine: Engine, model_name: str, start: date | str | None =
     return df
 
 
+def _explanation_rows(cfg: ModelopsConfig, out: pd.DataFrame) -> list[dict[str, Any]]:
+    """Table rows for the explained part of ``out`` (the ``shap_*`` columns ``score_and_explain`` added)."""
+    from modelops.monitoring.explanation_store import explanation_rows
+
+    if "shap_base" not in out.columns:
+        return []
+    k = sum(1 for c in out.columns if c.startswith("shap_") and c.endswith("_feature"))
+    return explanation_rows(cfg.model_name, out[out["shap_base"].notna()], k)
+
+
 # -- scoring ----------------------------------------------------------------------------------
 
 def predictions_path(cfg: ModelopsConfig, day: date) -> str:
@@ -131,18 +147,23 @@ def predictions_path(cfg: ModelopsConfig, day: date) -> str:
                         "part-0.parquet")
 
 
-def _score(cfg: ModelopsConfig, version: str, raw: pd.DataFrame, mask: Any) -> tuple[Any, float, float]:
-    """Predictions for the masked rows, plus (model load seconds, scoring seconds) for the log."""
+def _score(cfg: ModelopsConfig, version: str, raw: pd.DataFrame, mask: Any, explain: bool = False) -> tuple[Any, Any, float, float]:
+    """Predictions for the masked rows (and their top-k SHAP columns when ``explain``), plus (model load
+    seconds, scoring seconds) for the log."""
     import time
 
     from modelops.lifecycle import load_pyfunc_impl, score_window
+    from modelops.monitoring.explanations import score_and_explain
 
     t0 = time.perf_counter()
     # the version the alias points at now, by number: a promotion mid-run cannot mix two models
     impl = load_pyfunc_impl(f"models:/{cfg.model_name}/{version}")
     t1 = time.perf_counter()
-    pred = score_window(impl, raw, cfg, mask)
-    return pred, t1 - t0, time.perf_counter() - t1
+    if explain:
+        pred, shap = score_and_explain(impl, raw, cfg, mask, cfg.explain.per_prediction.top_k)
+    else:
+        pred, shap = score_window(impl, raw, cfg, mask), None
+    return pred, shap, t1 - t0, time.perf_counter() - t1
 
 
 def batch_predict(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date) -> dict[str, Any]:
@@ -184,19 +205,21 @@ def batch_predict(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date) 
     frames = []
     versions = {PRODUCTION_ROLE: prod, **({SHADOW_ROLE: staging} if staging else {})}
     timing: dict[str, tuple[float, float]] = {}
+    pp = cfg.explain.per_prediction  # opt-in: each row's top-k SHAP contributions next to its prediction
     for role, version in versions.items():
-        pred, load_s, score_s = _score(cfg, version, raw, mask)
+        pred, shap, load_s, score_s = _score(cfg, version, raw, mask, pp.enabled and role in pp.roles)
         timing[role] = (load_s, score_s)
         mv = registry.get_version(cfg.model_name, version)
-        frames.append(pd.DataFrame({
+        part = pd.DataFrame({
             "entity": raw.loc[mask, ent].astype(str).to_numpy(), "ts": raw.loc[mask, ts].to_numpy(),
             "prediction": np.asarray(pred, dtype="float64"), "model_role": role, "model_version": str(version),
             "model_run_id": mv.run_id, "dag_id": ctx.dag_id, "run_id": ctx.run_id,
-        }))
+        })
+        frames.append(part if shap is None else pd.concat([part, shap.set_axis(part.index)], axis=1))
     out = pd.concat(frames, ignore_index=True)
     engine = db.get_engine()
     db.migrate(engine)
-    n = save_predictions(engine, cfg.model_name, out, start, end)
+    n = save_predictions(engine, cfg.model_name, out, start, end, _explanation_rows(cfg, out))
     paths = []
     for d in storage.days(start, end):
         part = out[out["ts"].dt.date == d]
