@@ -114,8 +114,11 @@ class ModelApprovalOperator(ApprovalOperator):
         ModelopsHook().configure_environment()
         cfg = load_config(self.config_path)
         version = self._version(context)
+        from modelops_airflow.health_metrics import after_approval
+
         if "error" in event:
-            registry.record_decision(cfg.model_name, version, False, None, registry.now_iso(), "", timed_out=True)
+            recorded = registry.record_decision(cfg.model_name, version, False, None, registry.now_iso(), "", timed_out=True)
+            after_approval(cfg, approved=False, recorded=bool(recorded))
             self._close_alerts(context, cfg, version, registry.get_version(cfg.model_name, version).run_id, True, "rejected")
             return super().execute_complete(context, event)
         timed_out = bool(event.get("timedout"))
@@ -131,6 +134,7 @@ class ModelApprovalOperator(ApprovalOperator):
         comment = str((event.get("params_input") or {}).get("comment") or "")
         recorded = registry.record_decision(cfg.model_name, version, approved, None if timed_out else user_id, at,
                                             "approval timed out" if timed_out else comment, timed_out=timed_out)
+        after_approval(cfg, approved, bool(recorded))  # approvals / approval_rejections counters, open alerts
         if not recorded:
             tags = registry.get_version(cfg.model_name, version).tags
             self.log.warning("%s v%s already has a recorded decision (%s by %s at %s); this response does not change it",

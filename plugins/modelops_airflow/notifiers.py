@@ -128,6 +128,9 @@ class ModelopsAlertNotifier(BaseNotifier):
         if self._email(cfg.monitoring.alerts, alert):
             delivered.append("email")
         alerts.record(engine, alert, delivered)
+        from modelops_airflow.health_metrics import after_alert
+
+        after_alert(cfg.model_name)  # the open-alerts gauge (never fails)
         return delivered
 
     def _webhook(self, conn_id: str, alert: Any) -> bool:

@@ -208,6 +208,9 @@ class GateOperator(ModelopsOperator, SkipMixin):
         cfg, ctx = self.load(context)
         version = self.pull(context, "register_candidate")["version"]
         decision = lifecycle.gate(cfg, ctx, version, self.pull(context, "evaluate"))
+        from modelops_airflow.health_metrics import after_gate
+
+        after_gate(cfg, decision)  # gate_passes / gate_rejections counters (never fails the task)
         if not decision["passed"]:
             self.log.warning("v%s rejected by the gate: %s. Production is untouched.", version, "; ".join(decision["reasons"]))
             push_then_skip(self, context, decision, list(context["task"].get_flat_relatives(upstream=False)))
@@ -257,6 +260,9 @@ class DetectDriftOperator(ModelopsOperator, SkipMixin):
 
         result = lifecycle.detect_drift(cfg, ctx, current["path"], as_day(current["start"]), as_day(current["end"]))
         result["data_interval_start"], result["data_interval_end"] = current["start"], current["end"]
+        from modelops_airflow.health_metrics import after_drift
+
+        after_drift(cfg, result)  # drift ratio, drifted features, attribution drift, open alerts, production age
         if not result["dataset_drift"] and self.on_drift_task_ids:
             tasks = [t for t in context["task"].get_direct_relatives(upstream=False) if t.task_id in self.on_drift_task_ids]
             push_then_skip(self, context, result, tasks)
@@ -415,6 +421,9 @@ class EvaluatePerformanceOperator(ModelopsOperator, SkipMixin):
         out["data_interval_start"], out["data_interval_end"] = _start.isoformat(), end.isoformat()
         if out["judged"] and not out["degraded"]:
             alerts.resolve(db.get_engine(), cfg.model_name, [alerts.PERFORMANCE_DEGRADED], f"within tolerance on {out['day']}")
+        from modelops_airflow.health_metrics import after_performance
+
+        after_performance(cfg, out)  # live metric, limit, baseline, open alerts, production age
         if not out["degraded"] and self.on_degraded_task_ids:
             tasks = [t for t in context["task"].get_direct_relatives(upstream=False) if t.task_id in self.on_degraded_task_ids]
             push_then_skip(self, context, out, tasks)

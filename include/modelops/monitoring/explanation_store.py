@@ -116,6 +116,10 @@ def load_explanations(engine: Engine, model_name: str, start: Any = None, end: A
     with engine.connect() as conn:
         result = conn.execute(q)
         df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    df["logical_date"] = pd.to_datetime(df["logical_date"])
+    df["ts"] = pd.to_datetime(df["ts"])
+    for c in ("base_value", "other_value"):
+        df[c] = df[c].astype("float64")
     df["contributions"] = [json.loads(c) for c in df["contributions"]]
     return df
 

@@ -156,6 +156,7 @@ def _short(summary: dict[str, Any], top: int) -> dict[str, Any]:
     out["importance"] = summary["importance"][:top]
     out["permutation"] = summary["permutation"][:top]
     vs = summary.get("vs_production")
+    out["vs_production"] = None
     if vs:
         keep = {r["feature"] for r in summary["importance"][:top]} | set(vs["left_top"])
         out["vs_production"] = {**{k: v for k, v in vs.items() if k != "features"},
