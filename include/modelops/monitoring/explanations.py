@@ -267,12 +267,14 @@ def attribution_drift(cfg: ModelopsConfig, production_version: str | None, start
     impl = load_impl(f"models:/{cfg.model_name}/{production_version}")
     ts, ent = cfg.data.timestamp_column, cfg.data.entity_column
     raw = storage.read_window(cfg, start - timedelta(days=impl.builder.history_days), end)
-    X.check_columns(impl, raw, f"{start} with production v{production_version} (data {cfg.data.path})")
+    where = f"{start} with production v{production_version} (data {cfg.data.path})"
+    X.check_columns(impl, raw, where)
     raw = raw.sort_values([ts, ent], kind="stable").reset_index(drop=True)
     day = raw[ts].dt.normalize()
     mask = ((day >= np.datetime64(start)) & (day < np.datetime64(end))).to_numpy()
     if not mask.any():
         raise X.ExplainInputError(f"attribution drift: no rows with {ts} in [{start}, {end}) under {cfg.data.path}")
+    X.check_columns(impl, raw, where, mask)
     rows = X.sample_rows(mask, ad.max_rows, cfg.training.seed)
     contrib, _, _ = _contributions(impl, raw, ts, rows)
     cmp = X.compare_rankings(contrib.mean_abs(), pd.Series(reference["features"], dtype="float64"), cfg.explain.top_features)

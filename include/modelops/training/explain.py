@@ -232,19 +232,30 @@ def model_inputs(model: Any, frame: pd.DataFrame, rows: np.ndarray) -> pd.DataFr
     """The model's input features for the rows under ``rows``, built the way the pyfunc builds them."""
     from modelops.data.features import take_rows
 
-    check_columns(model, frame, "the rows to explain")
+    check_columns(model, frame, "the rows to explain", rows)
     X = model.builder.transform(frame, use_history=True)
     return take_rows(X, np.asarray(rows, dtype=bool))
 
 
-def check_columns(model: Any, frame: pd.DataFrame, where: str) -> None:
-    """Every raw column the model reads is there: a clear error instead of a KeyError deep in the features."""
+def check_columns(model: Any, frame: pd.DataFrame, where: str, rows: np.ndarray | None = None) -> None:
+    """Every raw column the model reads is there: a clear error instead of a KeyError deep in the features.
+
+    With ``rows``, a column without a single value in those rows counts as missing too: reading a
+    day's partitions together with earlier ones fills a column the day lacks with nulls, and SHAP
+    values of a model input that is absent on every row would only explain the absence.
+    """
     b = model.builder
     need = [b.timestamp, b.entity, *b.numeric, *b.categorical]
     missing = [c for c in need if c not in frame.columns]
     if missing:
         raise ExplainInputError(f"cannot explain {where}: column(s) {missing} that the model reads are missing "
                                 f"(columns present: {sorted(map(str, frame.columns))[:30]})")
+    if rows is not None:
+        sel = np.asarray(rows, dtype=bool)
+        empty = [c for c in need if sel.any() and not frame.loc[sel, c].notna().any()]
+        if empty:
+            raise ExplainInputError(f"cannot explain {where}: column(s) {empty} that the model reads are missing "
+                                    f"(no value in any of the {int(sel.sum())} rows to explain)")
 
 
 def sample_rows(mask: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
