@@ -142,6 +142,13 @@ def test_explained_lifecycle_with_health_metrics(api_app, problem, metrics_env):
         assert _values(listener, "attribution_rank_correlation", name) == [pytest.approx(att["rank_correlation"])]
         drift.test(logical_date=utc("2025-06-11"))  # the same day again: replaced, not duplicated
         assert len(explanation_store.load_attribution(engine, name)) == len(rows)
+        from modelops.monitoring import report as monitoring_report
+
+        page = monitoring_report.render(monitoring_report.collect(engine, cfg, date(2025, 6, 1), date(2025, 6, 12)))
+        section = page.split('<section id="attribution-drift">')[1].split("</section>")[0]
+        assert "data:image/png;base64," in section and "2025-06-10: ranks on the day vs the test window" in section
+        section = page.split('<section id="explanations">')[1].split("</section>")[0]
+        assert f"production v{v1}" in section and top in section
 
         # -- v2: explained against production on the same rows; the gate rejects it ------------
         cfg2 = problem(model_name=name, **{"explain.per_prediction.enabled": True, "explain.permutation_repeats": 2,

@@ -7,6 +7,7 @@ and the Airflow approval form.
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 from typing import Any
@@ -193,3 +194,41 @@ def approval_markdown(summary: dict[str, Any] | None, version: str, top: int = 8
             txt += f"; left the top {vs['top']}: {', '.join(vs['left_top'])}"
         lines += ["", txt + "."]
     return lines
+
+
+# -- the monitoring report -----------------------------------------------------------------------
+
+def report_sections(data: dict[str, Any], start: Any, end: Any) -> dict[str, tuple[str, str]]:
+    """``{section id: (heading, html)}`` for the monitoring report; each says why when it is empty."""
+    e = html.escape
+    top = data.get("top", 10)
+    parts = []
+    for v in data.get("versions", []):
+        s = v["summary"]
+        head = f"<h3>{e(v['alias'])} v{e(str(v['version']))}</h3>"
+        if not s:
+            parts.append(head + '<p class="empty">No explanation logged with this version (registered before explanations, '
+                                'or with explain.enabled: false).</p>')
+            continue
+        parts.append(f"{head}<p class=small>mean |SHAP| on {s['rows']:,} rows of its test window {e(str(s['test_window']))}, "
+                     f"in {e(s['space'])}</p>{importance_rows_html(s, top)}")
+    if data.get("error"):
+        parts.append(f'<p class="empty">Versions not read from the registry: {e(data["error"])}</p>')
+    versions = "".join(parts) or '<p class="empty">No production or staging version.</p>'
+
+    att = data.get("attribution")
+    if att is None or att.empty:
+        attribution = ('<p class="empty">No attribution drift stored for this range (the drift DAG computes it each day '
+                       'for a production version logged with explanations).</p>')
+    else:
+        img = plot_attribution_history(att, data.get("threshold", 0.6), start, end)
+        last_day = att["logical_date"].max()
+        last = att[att["logical_date"] == last_day]
+        result = {"features": [{"feature": r.feature, "reference_rank": int(r.reference_rank), "current_rank": int(r.current_rank),
+                                "rank_change": int(r.rank_change), "reference": float(r.reference_mean_abs),
+                                "current": float(r.current_mean_abs)} for r in last.itertuples()]}
+        b64 = base64.b64encode(img).decode("ascii") if img else None
+        attribution = ((f'<img src="data:image/png;base64,{b64}" alt="attribution drift">' if b64 else "")
+                       + f"<h3>{last_day.date()}: ranks on the day vs the test window</h3>" + attribution_table_html(result, top))
+    return {"attribution-drift": ("Attribution drift (beside feature drift)", attribution),
+            "explanations": ("What drives the model (production, staging)", versions)}

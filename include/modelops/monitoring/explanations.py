@@ -324,3 +324,24 @@ def record_attribution(cfg: ModelopsConfig, ctx: RunContext, result: dict[str, A
             "top_overlap": result["top_overlap"], "rows": result["rows"], "model_version": result["model_version"],
             "largest_moves": [{"feature": r["feature"], "rank_change": r["rank_change"]} for r in moved],
             "entered_top": result["entered_top"], "left_top": result["left_top"]}
+
+
+# -- the monitoring report -------------------------------------------------------------------------------
+
+def report_data(engine: Any, cfg: ModelopsConfig, model_name: str, start: date, end: date) -> dict[str, Any]:
+    """What the monitoring report shows about explanations: the attribution drift of [start, end), and the
+    explanation of the production version (and of a staging version waiting for approval, vs production)."""
+    from modelops.monitoring import explanation_store as S
+
+    out: dict[str, Any] = {"attribution": S.load_attribution(engine, model_name, start, end), "versions": [], "error": None,
+                           "threshold": cfg.explain.attribution_drift.min_rank_correlation, "top": cfg.explain.top_features}
+    try:
+        for alias in (registry.PRODUCTION, registry.STAGING):
+            version = registry.alias_version(model_name, alias)
+            if version is None or any(v["version"] == version for v in out["versions"]):
+                continue
+            out["versions"].append({"alias": alias, "version": version,
+                                    "summary": load_summary(registry.get_version(model_name, version).run_id)})
+    except Exception as exc:  # noqa: BLE001 - the report renders without the registry (it says why)
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    return out

@@ -21,6 +21,7 @@ import pandas as pd
 from modelops.monitoring import alerts as A
 from modelops import plots
 from modelops.monitoring import drift_store
+from modelops.monitoring.explain_report import report_sections
 from modelops.monitoring import performance
 from modelops.data import storage
 from modelops.config import ModelopsConfig
@@ -29,7 +30,8 @@ from modelops.monitoring.predictions import PRODUCTION_ROLE, SHADOW_ROLE, load_p
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-SECTIONS = ("summary", "metric-over-time", "predicted-vs-actual", "drift-history", "psi-heatmap", "shadow", "alerts", "days")
+SECTIONS = ("summary", "metric-over-time", "predicted-vs-actual", "drift-history", "psi-heatmap", "attribution-drift",
+            "explanations", "shadow", "alerts", "days")
 _COLORS = {PRODUCTION_ROLE: "#1f5fbf", SHADOW_ROLE: "#e07b00"}
 
 
@@ -46,6 +48,7 @@ class ReportData:
     joined: pd.DataFrame  # predictions with actuals (labelled rows only)
     counts: pd.DataFrame  # predictions per day and role (labelled or not)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    explain: dict[str, Any] = field(default_factory=dict)  # attribution drift + version explanations (explanations.report_data)
 
 
 def collect(engine: Engine, cfg: ModelopsConfig, start: date, end: date, model_name: str | None = None) -> ReportData:
@@ -65,7 +68,10 @@ def collect(engine: Engine, cfg: ModelopsConfig, start: date, end: date, model_n
         except storage.DataError:
             source = pd.DataFrame()
         joined = performance.join_actuals(cfg, preds, source)
-    return ReportData(cfg, name, start, end, drift, perf, joined, counts, A.load_alerts(engine, name, start, end))
+    from modelops.monitoring.explanations import report_data
+
+    return ReportData(cfg, name, start, end, drift, perf, joined, counts, A.load_alerts(engine, name, start, end),
+                      report_data(engine, cfg, name, start, end))
 
 
 # -- plots ------------------------------------------------------------------------------------------
@@ -370,6 +376,7 @@ def render(d: ReportData, title: str | None = None) -> str:
         "drift-history": ("Drift history per feature", _img(plot_drift_history(d), "drift history",
                           "No drift checks stored for this range.")),
         "psi-heatmap": ("PSI heat map", _img(plot_psi_heatmap(d), "PSI heat map", "No drift checks stored for this range.")),
+        **report_sections(d.explain, d.start, d.end),
         "shadow": ("Shadow challenger vs production", _shadow_table(d)),
         "alerts": ("Alerts", _alerts_table(d)),
         "days": ("Day by day", _days_table(d)),
