@@ -7,6 +7,11 @@ with ``mlflow.pyfunc.load_model``, like a consumer. Then ``model.predict(batch)`
 the days after training (no target column: lag features come from the history kept in the
 model). rows/s = rows / wall seconds of ``predict`` (median of 3 below 1M rows); the time of
 each stage (features, XGBoost, LightGBM) is taken separately on the unwrapped model.
+
+With explanations (``explain.per_prediction``): the same rows through
+``modelops.monitoring.explanations.score_and_explain`` (one feature build, both boosters'
+predictions, exact TreeSHAP of both, the top-k per row), once per size; its ratio to ``predict``
+is the cost of explaining every row. Each booster's TreeSHAP is also timed alone.
 """
 
 from __future__ import annotations
@@ -86,7 +91,7 @@ def train_and_register() -> dict[str, Any]:
     return {"train_rows": int(len(raw)), "train_s": time.perf_counter() - t0, "version": mv.version}
 
 
-def score(sizes: list[int]) -> dict[str, Any]:
+def score(sizes: list[int], explain_sizes: tuple[int, ...] = ()) -> dict[str, Any]:
     import numpy as np
 
     from modelops.governance import registry
@@ -129,17 +134,45 @@ def score(sizes: list[int]) -> dict[str, Any]:
                                 "stages_s": {"features": t_feat, "xgboost": t_xgb, "lightgbm": t_lgb},
                                 "finite": bool(np.all(np.isfinite(np.asarray(pred)))), "peak_mb": peak, "base_mb": base}
         print(f"[scoring] {n}: {len(batch) / sec:,.0f} rows/s", file=sys.stderr, flush=True)
+        if n in explain_sizes:
+            out["sizes"][str(n)]["explain"] = _explain(cfg, impl, batch, X, pred, sec)
+            print(f"[scoring] {n} explained: {out['sizes'][str(n)]['explain']['ratio']:.1f}x predict", file=sys.stderr, flush=True)
     return out
 
 
-def run(sizes: list[int], logs: Path) -> dict[str, Any]:
+def _explain(cfg: Any, impl: Any, batch: Any, X: Any, pred: Any, predict_s: float, k: int = 5) -> dict[str, Any]:
+    """Scoring with the top-k contributions per row (what batch_predict does when explain.per_prediction is on)."""
+    import numpy as np
+
+    from modelops.monitoring.explanations import score_and_explain
+    from modelops.training.explain import booster_contributions
+
+    reset_peak()
+    t0 = time.perf_counter()
+    pred_x, shap = score_and_explain(impl, batch, cfg, np.ones(len(batch), dtype=bool), k)
+    seconds = time.perf_counter() - t0
+    peak = peak_mb()
+    t0 = time.perf_counter()
+    booster_contributions(impl.xgb_model, X)
+    t_xgb = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    booster_contributions(impl.lgbm_model, X)
+    t_lgb = time.perf_counter() - t0
+    return {"seconds": seconds, "ratio": seconds / predict_s, "rows_per_s": len(batch) / seconds, "top_k": k,
+            "treeshap_s": {"xgboost": t_xgb, "lightgbm": t_lgb}, "peak_mb": peak,
+            "same_predictions": bool(np.allclose(np.asarray(pred_x), np.asarray(pred), rtol=1e-9, atol=0)),
+            "columns": list(shap.columns)}
+
+
+def run(sizes: list[int], logs: Path, explain: bool = True) -> dict[str, Any]:
     me = str(Path(__file__).resolve())
     print("[scoring] training and registering the model", flush=True)
     reg = run_child([sys.executable, me, "child", "register"], env=env(), log=logs / "scoring-register.log")
     if "error" in reg:
         return {"error": reg["error"]}
     print("[scoring] scoring", flush=True)
-    res = run_child([sys.executable, me, "child", "score", "--rows", *map(str, sizes)], env=env(), log=logs / "scoring-score.log")
+    res = run_child([sys.executable, me, "child", "score", "--rows", *map(str, sizes),
+                     *(["--explain-rows", *map(str, sizes)] if explain else [])], env=env(), log=logs / "scoring-score.log")
     return {"model": reg, **res}
 
 
@@ -149,10 +182,12 @@ if __name__ == "__main__":
     c = sub.add_parser("child")
     c.add_argument("what", choices=["register", "score"])
     c.add_argument("--rows", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    c.add_argument("--explain-rows", type=int, nargs="*", default=[], help="sizes also scored with their explanations")
     r = sub.add_parser("run")
     r.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    r.add_argument("--no-explain", action="store_true", help="skip the (slow) scoring with explanations")
     a = ap.parse_args()
     if a.cmd == "child":
-        emit(train_and_register() if a.what == "register" else score(a.rows))
+        emit(train_and_register() if a.what == "register" else score(a.rows, tuple(a.explain_rows)))
     else:
-        print(json.dumps(run(a.rows, TMP / "logs"), indent=1, default=str))
+        print(json.dumps(run(a.rows, TMP / "logs", explain=not a.no_explain), indent=1, default=str))

@@ -203,6 +203,9 @@ class PerPredictionExplainConfig(_Strict):
     enabled: bool = False
     top_k: int = Field(5, ge=1, le=50)
     roles: list[Literal["production", "shadow"]] = Field(default_factory=lambda: ["production", "shadow"])
+    # Exact TreeSHAP costs ~50-100x the scoring itself (README, Benchmarks): a bound for very large batches.
+    # Rows past it (a seeded sample is kept) get their prediction with empty shap_* columns.
+    max_rows: int | None = Field(None, ge=1, description="Rows explained per day and role; null: every row")
 
 
 class AttributionDriftConfig(_Strict):

@@ -130,6 +130,18 @@ def test_batch_rows_are_explained_next_to_the_same_predictions(model):
     out_space = np.log1p(part["prediction"]) if cfg.training.target_transform == "log1p" else part["prediction"]
     np.testing.assert_allclose(part["shap_base"] + part[[f"shap_{i}_value" for i in range(1, 5)]].sum(axis=1) + part["shap_other"],
                                out_space, rtol=1e-5, atol=1e-4)
+    # a bound on the rows explained (a seeded sample): every row scored, only that many explained
+    few = cfg.model_copy(update={"explain": cfg.explain.model_copy(update={
+        "per_prediction": cfg.explain.per_prediction.model_copy(update={"max_rows": 3})})})
+    predictions.batch_predict(few, ctx, day, day + timedelta(days=1))
+    assert len(predictions.load_predictions(engine, cfg.model_name, day, day + timedelta(days=1))) == len(plain)
+    sampled = explanation_store.load_explanations(engine, cfg.model_name, day, day + timedelta(days=1))
+    part = pd.read_parquet(predictions.predictions_path(cfg, day))
+    assert len(sampled) == 3 and part["shap_base"].notna().sum() == 3 and part["shap_1_feature"].isna().sum() == len(part) - 3
+    kept = part[part["shap_base"].notna()]
+    everyone = {(e, pd.Timestamp(t), c[0][0], round(c[0][1], 9)) for e, t, c in zip(ex["entity"], ex["ts"], ex["contributions"])}
+    for r in kept.itertuples():  # the sampled rows carry exactly the values a full run gives them
+        assert (r.entity, pd.Timestamp(r.ts), r.shap_1_feature, round(r.shap_1_value, 9)) in everyone
     # switched off again: the day's explanation rows go with the re-run, no stale rows stay behind
     predictions.batch_predict(off, ctx, day, day + timedelta(days=1))
     assert explanation_store.load_explanations(engine, cfg.model_name, day, day + timedelta(days=1)).empty

@@ -215,12 +215,14 @@ def load_summary(run_id: str, path: str = SUMMARY) -> dict[str, Any] | None:
 
 # -- per prediction ----------------------------------------------------------------------------------
 
-def score_and_explain(impl: Any, raw: pd.DataFrame, cfg: ModelopsConfig, mask: np.ndarray, k: int) -> tuple[Any, pd.DataFrame]:
+def score_and_explain(impl: Any, raw: pd.DataFrame, cfg: ModelopsConfig, mask: np.ndarray, k: int,
+                      max_rows: int | None = None) -> tuple[Any, pd.DataFrame]:
     """Predictions for the rows under ``mask`` and their top-k contributions, from one feature build.
 
     The predictions are the ones ``score_window`` makes (same inputs, same boosters, same weights);
     the frame has ``shap_space, shap_base, shap_other, shap_<i>_feature, shap_<i>_value`` (i = 1..k),
     with ``shap_base + sum(shap_<i>_value) + shap_other`` = the row's output in ``shap_space``.
+    With ``max_rows``, a seeded sample of that many rows is explained; the others' columns are empty.
     """
     import numpy as np
     import pandas as pd
@@ -231,14 +233,24 @@ def score_and_explain(impl: Any, raw: pd.DataFrame, cfg: ModelopsConfig, mask: n
     inputs = X.model_inputs(impl, sub, sel)
     pred = impl.combine({"xgboost": predict_raw(impl.xgb_model, inputs, impl.task),
                          "lightgbm": predict_raw(impl.lgbm_model, inputs, impl.task)})
-    contrib = X.ensemble_contributions(impl, inputs)
+    n = len(inputs)
+    keep = X.sample_rows(np.ones(n, dtype=bool), max_rows or n, cfg.training.seed)
+    contrib = X.ensemble_contributions(impl, inputs if keep.all() else inputs.iloc[np.flatnonzero(keep)])
     idx, vals, rest = X.top_k(contrib, k)
     names = np.asarray(contrib.feature_names, dtype=object)
-    cols: dict[str, Any] = {"shap_space": np.full(len(inputs), contrib.space, dtype=object), "shap_base": contrib.base,
-                            "shap_other": rest}
+
+    def spread(values: Any, fill: Any) -> Any:  # the explained rows' values at their places, ``fill`` elsewhere
+        if keep.all():
+            return values
+        out = np.full(n, fill, dtype=object if fill is None else "float64")
+        out[keep] = values
+        return out
+
+    cols: dict[str, Any] = {"shap_space": spread(np.full(len(contrib.base), contrib.space, dtype=object), None),
+                            "shap_base": spread(contrib.base, np.nan), "shap_other": spread(rest, np.nan)}
     for i in range(idx.shape[1]):
-        cols[f"shap_{i + 1}_feature"] = names[idx[:, i]]
-        cols[f"shap_{i + 1}_value"] = vals[:, i]
+        cols[f"shap_{i + 1}_feature"] = spread(names[idx[:, i]], None)
+        cols[f"shap_{i + 1}_value"] = spread(vals[:, i], np.nan)
     return pred, pd.DataFrame(cols)
 
 

@@ -160,7 +160,8 @@ def _score(cfg: ModelopsConfig, version: str, raw: pd.DataFrame, mask: Any, expl
     impl = load_pyfunc_impl(f"models:/{cfg.model_name}/{version}")
     t1 = time.perf_counter()
     if explain:
-        pred, shap = score_and_explain(impl, raw, cfg, mask, cfg.explain.per_prediction.top_k)
+        pp = cfg.explain.per_prediction
+        pred, shap = score_and_explain(impl, raw, cfg, mask, pp.top_k, pp.max_rows)
     else:
         pred, shap = score_window(impl, raw, cfg, mask), None
     return pred, shap, t1 - t0, time.perf_counter() - t1
