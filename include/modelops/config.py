@@ -213,7 +213,7 @@ class AttributionDriftConfig(_Strict):
 
     enabled: bool = True
     # Flagged when Spearman's rank correlation of the two importance vectors falls below this.
-    min_rank_correlation: float = Field(0.6, ge=-1, le=1)
+    min_rank_correlation: float = Field(0.8, ge=-1, le=1)
     max_rows: int = Field(20000, ge=10, description="Rows of the day explained (a seeded sample above this)")
 
 

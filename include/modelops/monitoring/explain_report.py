@@ -221,7 +221,7 @@ def report_sections(data: dict[str, Any], start: Any, end: Any) -> dict[str, tup
         attribution = ('<p class="empty">No attribution drift stored for this range (the drift DAG computes it each day '
                        'for a production version logged with explanations).</p>')
     else:
-        img = plot_attribution_history(att, data.get("threshold", 0.6), start, end)
+        img = plot_attribution_history(att, data.get("threshold", 0.8), start, end)
         last_day = att["logical_date"].max()
         last = att[att["logical_date"] == last_day]
         result = {"features": [{"feature": r.feature, "reference_rank": int(r.reference_rank), "current_rank": int(r.current_rank),
