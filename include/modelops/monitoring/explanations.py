@@ -280,6 +280,8 @@ def attribution_drift(cfg: ModelopsConfig, production_version: str | None, start
     ts, ent = cfg.data.timestamp_column, cfg.data.entity_column
     raw = storage.read_window(cfg, start - timedelta(days=impl.builder.history_days), end)
     where = f"{start} with production v{production_version} (data {cfg.data.path})"
+    if raw.empty:
+        raise X.ExplainInputError(f"attribution drift: no rows in [{start}, {end}) under {cfg.data.path}")
     X.check_columns(impl, raw, where)
     raw = raw.sort_values([ts, ent], kind="stable").reset_index(drop=True)
     day = raw[ts].dt.normalize()
