@@ -84,8 +84,8 @@ def after_performance(cfg: Any, result: dict[str, Any]) -> int:
     """batch_predict_daily's evaluate_performance: live metric, its limit and baseline, open alerts, production age."""
     from modelops.monitoring import health
 
-    return emit(cfg.model_name, {**health.from_performance(result), **_state(cfg.model_name)},
-                tags={"metric": str(result.get("metric") or cfg.evaluation.metric)})
+    sent = emit(cfg.model_name, health.from_performance(result), tags={"metric": str(result.get("metric") or cfg.evaluation.metric)})
+    return sent + emit(cfg.model_name, _state(cfg.model_name))  # the same series as every other step sends them
 
 
 def after_gate(cfg: Any, decision: dict[str, Any]) -> int:
