@@ -85,3 +85,56 @@ def test_tags_travel_follows_airflows_backend_choice(monkeypatch):
     monkeypatch.setenv("AIRFLOW__METRICS__STATSD_ON", "False")
     monkeypatch.setenv("AIRFLOW__METRICS__OTEL_ON", "True")
     assert tags_travel() is True
+
+
+def test_an_otlp_collector_receives_them_with_the_model_attribute(tmp_path):
+    """With ``[metrics] otel_on`` (no StatsD): a task-like process sends through Airflow's OpenTelemetry
+    logger to an OTLP/HTTP collector on loopback; the gauges and the counter arrive with ``model_name``."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from tests.conftest import ROOT
+
+    bodies: list[bytes] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__METRICS__")}
+    env.update({"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__METRICS__OTEL_ON": "True", "AIRFLOW__METRICS__OTEL_HOST": "127.0.0.1",
+                "AIRFLOW__METRICS__OTEL_PORT": str(srv.server_address[1]),
+                "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")])})
+    script = ("from airflow.sdk.observability import stats\n"
+              "from airflow.sdk.observability.metrics import stats_utils\n"
+              "stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)\n"
+              "from modelops_airflow import health_metrics\n"
+              "print('sent', health_metrics.emit('store_sales', {'drift_ratio': 0.25, 'open_alerts': 2}, {'approvals': 1}))\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        srv.shutdown()
+    assert out.returncode == 0 and "sent 3" in out.stdout, out.stderr[-2000:]
+    seen = {}
+    for body in bodies:  # the process exports what it recorded when it shuts down
+        req = ExportMetricsServiceRequest()
+        req.ParseFromString(body)
+        for m in (m for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics):
+            for p in getattr(m, m.WhichOneof("data")).data_points:
+                seen[m.name] = (p.as_double or p.as_int, {a.key: a.value.string_value for a in p.attributes})
+    assert seen["airflow.modelops.drift_ratio"] == (0.25, {"model_name": "store_sales"})
+    assert seen["airflow.modelops.open_alerts"] == (2.0, {"model_name": "store_sales"})
+    assert seen["airflow.modelops.approvals"] == (1, {"model_name": "store_sales"})
