@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from modelops.errors import UserInputError
+
 CONFIG_ENV = "MODELOPS_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "store_sales.yaml"
 
@@ -37,7 +39,7 @@ CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "l
 
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A config file that cannot be used; the message names file and key."""
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from modelops.errors import UserInputError
+
 if TYPE_CHECKING:
     from modelops.config import ModelopsConfig
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 FLOAT_MAX = 1.7976931348623157e308
 
 
-class DataValidationError(ValueError):
+class DataValidationError(UserInputError):
     """The data broke one or more rules; the message is the readable summary."""
 
 

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from modelops import metrics as M
+from modelops.errors import UserInputError
 
 
-class TrainingError(ValueError):
+class TrainingError(UserInputError):
     """Training cannot proceed with this data/config; the message says why."""
 
 
