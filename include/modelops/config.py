@@ -23,6 +23,7 @@ from modelops.config_io import (  # noqa: F401 - re-exported: callers import the
     CONFIG_ENV,
     DEFAULT_CONFIG,
     METRICS,
+    PERCENTAGE_METRICS,
     REGRESSION_METRICS,
     ConfigError,
     config_path,
@@ -33,9 +34,6 @@ from modelops.config_io import (  # noqa: F401 - re-exported: callers import the
 from modelops.config_io import _ENV_RE
 
 log = logging.getLogger(__name__)
-
-# Metrics that divide by the actual: undefined at zero, meaningless across it.
-PERCENTAGE_METRICS = ("rmspe", "mape")
 from modelops.config_io import HP_TYPES as _HP_TYPES
 
 

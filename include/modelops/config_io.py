@@ -36,6 +36,8 @@ METRICS: dict[str, bool] = {
 }
 REGRESSION_METRICS = ("rmspe", "mape", "rmse", "mae", "r2")
 CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+# Metrics that divide by the actual: undefined at zero, meaningless across it.
+PERCENTAGE_METRICS = ("rmspe", "mape")
 
 
 

@@ -46,8 +46,10 @@ class DataError(UserInputError):
 
 
 def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, _, paths = fsspec.get_fs_token_paths(path)
-    return fs, paths[0]
+    """The file system and the path inside it (a glob stays a glob)."""
+    from fsspec.core import url_to_fs
+
+    return url_to_fs(path)
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -281,7 +283,6 @@ def _arrow_fs(fs: fsspec.AbstractFileSystem) -> Any:
 def _window_filter(field: Any, start: date, end: date) -> Any:
     """``start <= ts < end`` as a pyarrow expression in the column's own type; None when it cannot be pushed down."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     t = field.type
@@ -297,7 +298,7 @@ def _window_filter(field: Any, start: date, end: date) -> Any:
     else:
         return None  # text timestamps: read, parse, then filter
     col = ds.field(field.name)
-    return pc.and_(col >= lo_s, col < hi_s)
+    return (col >= lo_s) & (col < hi_s)
 
 
 def _read_parquet_window(cfg: ModelopsConfig, paths: list[str], start: date, end: date) -> pd.DataFrame:
