@@ -102,8 +102,14 @@ def stage_frame(df: pd.DataFrame, path: str) -> str:
         fs, p = _fs(path)
         fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
         tmp = f"{path}.tmp"
-        with fsspec.open(tmp, "wb") as fh:
-            df.to_parquet(fh, index=False, **parquet_options(df))
+        try:
+            with fsspec.open(tmp, "wb") as fh:
+                df.to_parquet(fh, index=False, **parquet_options(df))
+        except BaseException:
+            _, ptmp = _fs(tmp)
+            if fs.exists(ptmp):  # a half-written file is no snapshot: nothing is left behind
+                fs.rm(ptmp)
+            raise
     return tmp
 
 
