@@ -48,6 +48,9 @@ def metric_target_failures(df: pd.DataFrame, cfg: ModelopsConfig) -> list[dict[s
     y = y[np.isfinite(y)]
     out = []
     neg, zero = y[y < 0], int((y == 0).sum())
+    lo = cfg.validation.target.min
+    if lo is not None and lo >= 0:
+        neg = neg[:0]  # validation.target.min already refuses them, by name: one failure per cause
     for key, metric in (("evaluation.metric", cfg.evaluation.metric), ("tuning.metric", cfg.tuning_metric)):
         if metric not in PERCENTAGE_METRICS or (key == "tuning.metric" and metric == cfg.evaluation.metric):
             continue
