@@ -66,8 +66,7 @@ def validate_data(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date, 
     # writer runs with the GIL released); it only takes its place once every rule has passed.
     staging = _in_background(lambda: (storage.stage_frame(df, path), storage.fingerprint(df)) if df is not None and len(df) else None)
     try:
-        result = validate_frame(df, cfg, datetime.combine(start, datetime.min.time()), datetime.combine(end, datetime.min.time()),
-                                why_empty=None if len(df) else storage.describe_window(cfg, start, end))
+        result = validate_frame(df, cfg, datetime.combine(start, datetime.min.time()), datetime.combine(end, datetime.min.time()))
     except BaseException:
         _discard(staging)
         raise
@@ -738,8 +737,7 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
         ref_start = start - timedelta(days=cfg.drift.reference_window_days)
         ref_df = storage.read_window(cfg, ref_start, start)
         if ref_df.empty:
-            raise storage.DataError(f"no reference data: no production model and no rows in [{ref_start}, {start}): "
-                                    f"{storage.describe_window(cfg, ref_start, start)}")
+            raise storage.DataError(f"no reference data (no production model): {storage.describe_window(cfg, ref_start, start)}")
         reference = ReferenceProfile.from_frame(ref_df, numeric, categorical, cfg.drift.psi_bins)
         reference_desc = f"window [{ref_start}, {start})"
     report = _detect(reference, current, cfg.drift, numeric, categorical)

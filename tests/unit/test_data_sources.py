@@ -156,6 +156,25 @@ def test_wrong_layout_for_the_path_says_which_to_use(tmp_path, events):
         storage.read_window(nothing, E_START, E_END)
 
 
+def test_files_whose_schemas_disagree_are_combined_and_a_corrupt_file_is_named(tmp_path):
+    """A month where a numeric column arrived as text: validation names the values (no cast error from the
+    reader); a file that is not parquet is named."""
+    trips = generate_trips(date(2013, 1, 20), date(2013, 3, 10), n_stations=5, seed=2)
+    cfg = _trips_cfg(tmp_path, str(tmp_path / "m" / "trips-*.parquet"))
+    write_dataset(trips[trips.started_at < "2013-02-01"], cfg)
+    feb = trips[trips.started_at >= "2013-02-01"].copy()
+    feb["distance_km"] = feb["distance_km"].astype(str)
+    feb.iloc[2, feb.columns.get_loc("distance_km")] = "n/a"
+    feb.to_parquet(tmp_path / "m" / "trips-2013-02.parquet", index=False)
+    df = storage.read_window(cfg, date(2013, 1, 25), date(2013, 2, 5))
+    assert len(df) == int(((trips.started_at >= "2013-01-25") & (trips.started_at < "2013-02-05")).sum())
+    text = validate_frame(df, cfg, datetime(2013, 1, 25), datetime(2013, 2, 5)).summary()
+    assert "expect_column_values_to_be_numeric on distance_km" in text and "'n/a'" in text
+    (tmp_path / "m" / "trips-2013-03.parquet").write_bytes(b"not parquet" * 50)
+    with pytest.raises(storage.DataError, match=r"trips-2013-03\.parquet: cannot read as parquet"):
+        storage.read_window(cfg, date(2013, 1, 25), date(2013, 3, 5))
+
+
 def test_s3_files_and_day_folders_on_an_s3_server(tmp_path, monkeypatch, events, panel):
     """The same readers against moto's S3 server on loopback: a parquet glob (pushed down) and CSV day folders."""
     import boto3

@@ -303,23 +303,46 @@ def _window_filter(field: Any, start: date, end: date) -> Any:
 
 def _read_parquet_window(cfg: ModelopsConfig, paths: list[str], start: date, end: date) -> pd.DataFrame:
     """The window's rows of ``paths``: the timestamp filter goes to pyarrow, which skips row groups
-    (and files) whose min/max statistics lie outside [start, end)."""
+    (and files) whose min/max statistics lie outside [start, end). Files whose schemas disagree
+    (a column that is text in one month) are read one by one and left to pandas to combine, so
+    validation can name the odd values instead of the reader failing on a cast."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     fs, _ = _fs(paths[0])
-    try:
-        dataset = ds.dataset([_fs(p)[1] for p in paths], format="parquet", filesystem=_arrow_fs(fs))
-        ts = cfg.data.timestamp_column
+    afs = _arrow_fs(fs)
+    ts = cfg.data.timestamp_column
+
+    def read(files: list[str]) -> tuple[pd.DataFrame, bool]:
+        dataset = ds.dataset([_fs(p)[1] for p in files], format="parquet", filesystem=afs)
         if ts not in dataset.schema.names:
-            return _table_to_frame(dataset.head(0))  # validation reports the missing column
+            return _table_to_frame(dataset.head(0)), True  # validation reports the missing column
         flt = _window_filter(dataset.schema.field(ts), start, end)
-        table = dataset.to_table(filter=flt)
+        return _table_to_frame(dataset.to_table(filter=flt)), flt is not None
+
+    try:
+        try:
+            df, filtered = read(paths)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            if len(paths) == 1:
+                raise
+            import pandas as pd
+
+            parts = []
+            for p in paths:
+                try:
+                    parts.append(read([p]))
+                except Exception as exc:  # noqa: BLE001
+                    if _transient(exc):
+                        raise
+                    raise DataError(f"{p}: cannot read as parquet: {type(exc).__name__}: {exc}") from None
+            df = pd.concat([p[0] for p in parts], ignore_index=True)
+            filtered = all(p[1] for p in parts)
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for corrupt files
         if _transient(exc):
             raise
         raise DataError(f"cannot read {cfg.data.path} as parquet ({len(paths)} files): {type(exc).__name__}: {exc}") from None
-    df = _table_to_frame(table)
-    return df if flt is not None else _rows_in(cfg, _parse_timestamps(cfg, df, cfg.data.path), start, end)
+    return df if filtered else _rows_in(cfg, _parse_timestamps(cfg, df, cfg.data.path), start, end)
 
 
 def _rows_in(cfg: ModelopsConfig, df: pd.DataFrame, start: date, end: date) -> pd.DataFrame:

@@ -250,14 +250,18 @@ def validate_frame(df: pd.DataFrame, cfg: ModelopsConfig, start: datetime | None
     """Run the config's suite over ``df`` (the rows of [start, end)).
 
     ``scoring``: the rows batch scoring predicts, checked by the same suite without the target's
-    rules (their actuals usually land later). ``why_empty`` explains an empty window (which path,
-    where the data is); see ``sources.describe_window``.
+    rules (their actuals usually land later). An empty window says why (which path, where the data
+    is: ``sources.describe_window``), unless the caller gives ``why_empty``.
     """
     from modelops.data import checks
 
     title = f"{cfg.model_name} [{start.date() if start else '-'}, {end.date() if end else '-'})"
     notes = list((getattr(df, "attrs", None) or {}).get("modelops_notes") or []) if df is not None else []
     if df is None or len(df.columns) == 0 or len(df) == 0:
+        if why_empty is None and start is not None and end is not None:
+            from modelops.data.sources import describe_window
+
+            why_empty = describe_window(cfg, start.date(), end.date())
         failure = {"rule": "expect_table_row_count_to_be_between", "column": None, "observed": "0 rows",
                    "expected": f">= {max(1, cfg.validation.min_rows)} rows",
                    "examples": [f"no rows in [{start.date() if start else '-'}, {end.date() if end else '-'}) under {cfg.data.path}"

@@ -139,7 +139,7 @@ def _validate_scored_rows(cfg: ModelopsConfig, ctx: RunContext, rows: pd.DataFra
     from modelops.lifecycle import run_dir
 
     t0, t1 = datetime.combine(start, datetime.min.time()), datetime.combine(end, datetime.min.time())
-    result = validate_frame(rows, cfg, t0, t1, scoring=True, why_empty=None if len(rows) else storage.describe_window(cfg, start, end))
+    result = validate_frame(rows, cfg, t0, t1, scoring=True)
     storage.write_text(storage.join(run_dir(cfg, ctx), "validation_result.json"), json.dumps(result.raw, indent=1, default=str))
     result.raise_for_failures()
 
