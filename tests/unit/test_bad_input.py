@@ -175,6 +175,14 @@ def test_no_partition_in_the_window_says_where_the_data_is(tmp_path, clean):
         lifecycle.validate_data(cfg, CTX, date(2013, 6, 1), date(2013, 6, 8))
 
 
+def test_typo_d_partition_key_gets_a_did_you_mean(tmp_path, clean):
+    cfg = _cfg(tmp_path, **{"data.partition_column": "day"})
+    for day, part in clean.groupby(clean["date"].dt.normalize()):
+        storage.write_partition(part.reset_index(drop=True), cfg.data.path, "date", day.date())
+    _expect_failure(cfg, NoDataError, [f"no partitions named day=YYYY-MM-DD under {cfg.data.path}",
+                                       "the folders there are named date=YYYY-MM-DD: did you mean data.partition_column: date?"])
+
+
 def test_numeric_text_in_csv_fails_everywhere(tmp_path, clean):
     """pandas reads "n/a" as missing by default; here only data.na_values are, so the value is named."""
     cfg = _cfg(tmp_path, fmt="csv")

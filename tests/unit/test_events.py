@@ -148,3 +148,21 @@ def test_uniqueness_is_required_only_where_a_feature_needs_it(tmp_path):
     assert not validate_frame(trips, asked, *span).success
     panel_cfg = load_config()
     assert panel_cfg.unique_key == ["store", "date"]  # the demo's panel keeps its one-row-per-store-and-day rule
+
+
+def test_no_entity_column_validates_builds_features_and_signs_the_model(tmp_path):
+    """data.entity_column left out: no key column is required, lags are daily aggregates over all rows."""
+    from modelops.lifecycle import _signature
+
+    trips = generate_trips(date(2013, 3, 1), date(2013, 3, 25), n_stations=4, seed=6).drop(columns=["station_id"])
+    cfg = load_config(write_config(tmp_path, "trips.yaml", **{"data.entity_column": None}))
+    assert cfg.data.entity_column is None and "station_id" not in cfg.required_columns
+    assert validate_frame(trips, cfg, datetime(2013, 3, 1), datetime(2013, 3, 25)).success
+    b = FeatureBuilder.from_config(cfg)
+    assert not b.entity_as_feature  # nothing to encode
+    X = b.fit(trips).transform(trips, use_history=False)
+    day = trips.started_at.dt.normalize()
+    d = pd.Timestamp("2013-03-20")
+    want = trips.loc[day == d - pd.Timedelta(days=7), "duration_min"].mean()
+    np.testing.assert_allclose(X.loc[(day == d).to_numpy(), "target_lag_7"], want, rtol=1e-6)  # float32 features
+    assert [c.name for c in _signature(cfg, trips).inputs.inputs][:2] == ["started_at", "distance_km"]

@@ -413,7 +413,7 @@ def describe_window(cfg: ModelopsConfig, start: date, end: date) -> str:
         return str(exc)
     extra = f" ({len(skipped)} folders skipped: not {cfg.data.partition_column}=YYYY-MM-DD)" if skipped else ""
     if not parts:
-        return f"no partitions named {cfg.data.partition_column}=YYYY-MM-DD under {root} (data.path){extra}"
+        return f"no partitions named {cfg.data.partition_column}=YYYY-MM-DD under {root} (data.path){extra}{_other_key_hint(cfg, root)}"
     inside = [p for p in parts if start <= p.day < end]
     if inside:
         return f"the {len(inside)} partitions in [{start}, {end}) under {root} hold no rows"
@@ -421,6 +421,14 @@ def describe_window(cfg: ModelopsConfig, start: date, end: date) -> str:
     where = (f"data starts at {first}" if end <= first else f"data ends at {last}" if start > last
              else "the window falls in a gap between partitions")
     return (f"no partitions in [{start}, {end}) under {root}; {where} ({len(parts)} partitions from {first} to {last}){extra}")
+
+
+def _other_key_hint(cfg: ModelopsConfig, root: str) -> str:
+    """"; did you mean data.partition_column: day?" when the root's day folders use another key."""
+    fs, base = _fs(root)
+    keys = sorted({m.group("key") for e in fs.ls(base, detail=False)
+                   if (m := _PART_RE.match(e.rstrip("/").rsplit("/", 1)[-1])) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", m.group("value"))})
+    return f"; the folders there are named {keys[0]}=YYYY-MM-DD: did you mean data.partition_column: {keys[0]}?" if keys else ""
 
 
 def _describe_files(cfg: ModelopsConfig, root: str, start: date, end: date) -> str:
