@@ -68,10 +68,10 @@ status-json: $(STAMP)
 
 airflow-ui: $(STAMP)
 	$(ENV) $(BIN)/airflow db migrate >/dev/null && echo "Airflow UI: $$AIRFLOW__API__BASE_URL (passwords: $$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE)" && \
-	  $(BIN)/airflow api-server --port $$AIRFLOW__API__PORT
+	  $(BIN)/airflow api-server --host "$$AIRFLOW__API__HOST" --port $$AIRFLOW__API__PORT
 
 mlflow-ui: $(STAMP)
-	$(ENV) echo "MLflow UI: http://127.0.0.1:5000" && $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
+	$(ENV) echo "MLflow UI: http://$$MLFLOW_UI_HOST:5000" && $(BIN)/mlflow ui --host "$$MLFLOW_UI_HOST" --port 5000 \
 	  --backend-store-uri "$$MLFLOW_TRACKING_URI" --default-artifact-root "$$MODELOPS_HOME/mlartifacts"
 
 # Benchmarks (never part of `make test`): drift vs scipy and Evidently, DAG parse cost, retrain overhead

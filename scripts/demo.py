@@ -57,6 +57,12 @@ def wait_http(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"the Airflow API server did not answer at {url} within {timeout:.0f}s (see {api_log()})")
 
 
+def api_server_command() -> list[str]:
+    """The short-lived api-server: loopback only unless AIRFLOW__API__HOST says otherwise."""
+    return [AIRFLOW, "api-server", "--host", os.environ.get("AIRFLOW__API__HOST") or "127.0.0.1",
+            "--port", os.environ.get("AIRFLOW__API__PORT", "8080")]
+
+
 def api_log() -> Path:
     return Path(os.environ["AIRFLOW_HOME"]) / "api-server.log"
 
@@ -104,7 +110,7 @@ def main() -> int:
     run([PY, "-m", "modelops", "generate-data", "--start", DATA_START, "--end", DATA_END, "--drift-start", DRIFT_START])
 
     say("Short-lived Airflow API server (the approval is answered through its REST API)")
-    api = subprocess.Popen([AIRFLOW, "api-server", "--port", os.environ["AIRFLOW__API__PORT"]], cwd=ROOT,
+    api = subprocess.Popen(api_server_command(), cwd=ROOT,
                            stdout=api_log().open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_http(f"{os.environ['AIRFLOW__API__BASE_URL']}/api/v2/monitor/health")

@@ -27,15 +27,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     cfg = _cfg(args)
     if args.if_missing:
-        from modelops.data.storage import DataError, list_partitions
+        from modelops.data.sources import DataError, list_partitions, match_files
 
         # An init job runs this on every `docker compose up`: never overwrite data that is there.
         try:
-            found = list_partitions(cfg, date.fromisoformat(args.start), date.fromisoformat(args.end))
+            found = (match_files(cfg) if cfg.data.layout == "files"
+                     else list_partitions(cfg, date.fromisoformat(args.start), date.fromisoformat(args.end)))
         except DataError:  # the data root does not exist yet
             found = []
         if found:
-            print(f"{len(found)} daily partitions already under {cfg.data.path}: nothing written (--if-missing)")
+            print(f"{len(found)} {'files' if cfg.data.layout == 'files' else 'daily partitions'} already under {cfg.data.path}: "
+                  "nothing written (--if-missing)")
             return 0
     kw = {}
     if args.entities:
@@ -43,7 +45,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     df = generate_for_config(cfg, date.fromisoformat(args.start), date.fromisoformat(args.end), seed=args.seed,
                              drift_start=date.fromisoformat(args.drift_start) if args.drift_start else None, **kw)
     n = write_dataset(df, cfg)
-    print(f"wrote {len(df):,} rows in {n} daily partitions under {cfg.data.path}"
+    print(f"wrote {len(df):,} rows in {n} {'files' if cfg.data.layout == 'files' else 'daily partitions'} under {cfg.data.path}"
           + (f" (drift from {args.drift_start})" if args.drift_start else ""))
     return 0
 

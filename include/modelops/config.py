@@ -8,6 +8,7 @@ config fails at DAG parse time or task start with a sentence, not a stack trace.
 import difflib
 import hashlib
 import json
+import logging
 import os
 import re
 from functools import lru_cache
@@ -22,6 +23,7 @@ from modelops.config_io import (  # noqa: F401 - re-exported: callers import the
     CONFIG_ENV,
     DEFAULT_CONFIG,
     METRICS,
+    PERCENTAGE_METRICS,
     REGRESSION_METRICS,
     ConfigError,
     config_path,
@@ -30,6 +32,8 @@ from modelops.config_io import (  # noqa: F401 - re-exported: callers import the
     read_raw,
 )
 from modelops.config_io import _ENV_RE
+
+log = logging.getLogger(__name__)
 from modelops.config_io import HP_TYPES as _HP_TYPES
 
 
@@ -38,15 +42,23 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    path: str = Field(description="Root of the date-partitioned data: a local directory or s3://bucket/prefix")
+    """Where the data is and what shape it has (README: "Bring your own data")."""
+
+    # partitioned: <path>/<partition_column>=YYYY-MM-DD/*.<format> (one folder per day);
+    # files: ``path`` is one file or a glob of files, rows picked by ``timestamp_column`` (pushed down).
+    layout: Literal["partitioned", "files"] = "partitioned"
+    path: str = Field(description="partitioned: root of the day folders; files: a file or a glob (*.parquet); local or s3://")
     format: Literal["parquet", "csv"] = "parquet"
     partition_column: str = Field("date", description="Hive-style partition key: <path>/<key>=YYYY-MM-DD/")
     timestamp_column: str
-    entity_column: str
+    # Optional: event data without an entity gets target history over all rows per day.
+    entity_column: str | None = None
     target_column: str
     allow_extra_columns: bool = True
     csv_delimiter: str = ","
     csv_encoding: str = "utf-8"
+    # CSV cells read as missing. Nothing else is: "n/a" or "unknown" stay strings and fail a numeric column.
+    na_values: list[str] = Field(default_factory=lambda: [""])
 
 
 class FeaturesConfig(_Strict):
@@ -59,6 +71,9 @@ class FeaturesConfig(_Strict):
     target_lags: list[int] = Field(default_factory=lambda: [7, 14, 28])
     target_rolling_windows: list[int] = Field(default_factory=lambda: [7, 28])
     entity_as_feature: bool = True
+    # How the rows of one entity on one day become the one value a lag or rolling mean reads:
+    # "last" (the latest row; needs one row per entity and timestamp) or an aggregate of the day's rows.
+    target_aggregation: Literal["last", "mean", "sum", "count", "min", "max"] = "last"
 
     @model_validator(mode="after")
     def _lags_respect_horizon(self) -> "FeaturesConfig":
@@ -94,6 +109,12 @@ class ValidationConfig(_Strict):
     target: TargetRule = TargetRule()
     non_null: list[str] = Field(default_factory=list, description="Feature columns that may not be null")
     max_failure_examples: int = Field(5, ge=1)
+    # Columns whose combination must be unique (on top of what the features need, see ModelopsConfig.unique_key).
+    unique_columns: list[str] = Field(default_factory=list)
+    # Distinct values of a categorical feature (without a validation.categories list): warn above
+    # warn_categories, fail above max_categories (each is a code the boosters must learn).
+    warn_categories: int = Field(1000, ge=1)
+    max_categories: int = Field(10000, ge=1)
 
 
 class SplitConfig(_Strict):
@@ -195,6 +216,8 @@ class MonitoringConfig(_Strict):
     # Days shown in the daily HTML report logged to MLflow.
     report_days: int = Field(30, ge=1)
     alerts: AlertsConfig = AlertsConfig()
+    # A day with no rows in drift_daily and batch_predict_daily: fail (no retries) or skip, both with the reason.
+    on_empty_day: Literal["fail", "skip"] = "fail"
 
 
 class PerPredictionExplainConfig(_Strict):
@@ -369,12 +392,13 @@ class ModelopsConfig(_Strict):
         allowed = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
         if metric not in allowed:
             raise ValueError(f"evaluation.metric '{metric}' does not fit task '{self.task}'; choose one of {list(allowed)}")
-        cols = {self.data.timestamp_column, self.data.entity_column, self.data.target_column}
+        cols = {c for c in (self.data.timestamp_column, self.data.entity_column, self.data.target_column) if c}
         clash = cols & (set(self.features.numeric) | set(self.features.categorical))
         if clash:
             raise ValueError(f"features may not include key/target columns {sorted(clash)}")
         known = set(self.features.numeric) | set(self.features.categorical) | cols
-        for section, keys in (("validation.ranges", self.validation.ranges), ("validation.categories", self.validation.categories)):
+        for section, keys in (("validation.ranges", self.validation.ranges), ("validation.categories", self.validation.categories),
+                              ("validation.unique_columns", self.validation.unique_columns)):
             unknown = set(keys) - known
             if unknown:
                 raise ValueError(f"{section} names columns {sorted(unknown)} that are not features, keys or target")
@@ -386,6 +410,12 @@ class ModelopsConfig(_Strict):
             raise ValueError(f"tuning.metric '{self.tuning.metric}' does not fit task '{self.task}'; choose one of {list(allowed)}")
         if self.task == "classification" and self.training.target_transform != "none":
             raise ValueError("training.target_transform must be 'none' for classification")
+        lo = self.validation.target.min
+        if self.training.target_transform == "log1p" and lo is not None and lo < 0:
+            raise ValueError(f"training.target_transform log1p needs a non-negative target, but validation.target.min is {lo:g}")
+        if metric in PERCENTAGE_METRICS and lo is not None and lo < 0:
+            raise ValueError(f"evaluation.metric {metric} divides by the target, but validation.target.min {lo:g} lets it cross zero; "
+                             "use rmse or mae")
         return self
 
     # -- derived -----------------------------------------------------------------
@@ -400,7 +430,21 @@ class ModelopsConfig(_Strict):
     @property
     def required_columns(self) -> list[str]:
         d = self.data
-        return [d.timestamp_column, d.entity_column, d.target_column, *self.feature_columns]
+        return [c for c in (d.timestamp_column, d.entity_column, d.target_column) if c] + self.feature_columns
+
+    @property
+    def key_columns(self) -> list[str]:
+        """Entity (when there is one) and timestamp: what identifies a row of a panel."""
+        return [c for c in (self.data.entity_column, self.data.timestamp_column) if c]
+
+    @property
+    def unique_key(self) -> list[str] | None:
+        """Columns that must be unique because a feature needs it: ``target_aggregation: last`` reads
+        *the* value of an entity at a time, which is defined only with one row per entity and timestamp."""
+        f = self.features
+        if (f.target_lags or f.target_rolling_windows) and f.target_aggregation == "last":
+            return self.key_columns
+        return None
 
     @property
     def drift_features(self) -> list[str]:
@@ -416,8 +460,13 @@ class ModelopsConfig(_Strict):
 
     @property
     def hyperparameters_path(self) -> Path:
+        """The configured file; a relative name resolves against the config's folder. Left at the default
+        name and absent there (a config copied elsewhere), it is the package's shipped file instead."""
         p = Path(self.training.hyperparameters_file)
-        return p if p.is_absolute() else self.config_dir / p
+        p = p if p.is_absolute() else self.config_dir / p
+        if not p.exists() and self.training.hyperparameters_file == DEFAULT_HYPERPARAMETERS_FILE:
+            return SHIPPED_HYPERPARAMETERS
+        return p
 
 
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -434,6 +483,13 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
+def _choice_hint(err: Any) -> str:
+    """" (did you mean 'files'?)" for a value close to one of a Literal's choices (the value itself is not echoed)."""
+    choices = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+    hint = difflib.get_close_matches(str(err.get("input")), choices, n=1, cutoff=0.5) if choices else []
+    return f" (did you mean '{hint[0]}'?)" if hint else ""
+
+
 def _format_errors(path: str, exc: ValidationError) -> str:
     lines = [f"invalid config file {path}:"]
     for err in exc.errors():
@@ -446,6 +502,8 @@ def _format_errors(path: str, exc: ValidationError) -> str:
             lines.append(f"  - unknown key '{dotted}'{suffix}")
         elif err["type"] == "missing":
             lines.append(f"  - missing required key '{dotted}'")
+        elif err["type"] == "literal_error":
+            lines.append(f"  - {dotted}: {err['msg']}{_choice_hint(err)}")
         else:
             got = err.get("input")
             got_s = "" if isinstance(got, dict) else f" (got {got!r})"
@@ -503,6 +561,25 @@ def _load_cached(path: str, _mtime: int, _env: str) -> "ModelopsConfig":
 
 # -- hyperparameters ----------------------------------------------------------------
 
+DEFAULT_HYPERPARAMETERS_FILE = "best_hyperparameters.json"
+SHIPPED_HYPERPARAMETERS = DEFAULT_CONFIG.parent / DEFAULT_HYPERPARAMETERS_FILE
+
+
+def configured_hyperparameters_file(cfg: "ModelopsConfig") -> Path:
+    """``cfg.hyperparameters_path``, said out loud: a note when it is the shipped fallback, and an error
+    naming the key, the file and where relative names resolve when it is missing."""
+    path = cfg.hyperparameters_path
+    configured = Path(cfg.training.hyperparameters_file)
+    if path != (configured if configured.is_absolute() else cfg.config_dir / configured):
+        log.warning("training.hyperparameters_file %s is not beside %s: training uses the package's shipped parameters %s "
+                    "(tune them with the tune_hyperparameters DAG, or set an absolute path)",
+                    cfg.training.hyperparameters_file, cfg.source_path or "the config", path)
+    elif not path.exists():
+        raise ConfigError(f"training.hyperparameters_file: {path} does not exist (relative names resolve against the folder of "
+                          f"{cfg.source_path or 'the config'}); copy a best_hyperparameters.json there or give an absolute path")
+    return path
+
+
 def validate_hyperparameters(params: dict[str, Any], source: str = "<hyperparameters>") -> dict[str, dict[str, Any]]:
     """Check types before training starts, so a '0.1' string fails with its name, not deep in a booster."""
     if not isinstance(params, dict):
@@ -557,5 +634,5 @@ def apply_overrides(params: dict[str, dict[str, Any]], overrides: dict[str, dict
 
 def load_hyperparameters(cfg: ModelopsConfig, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """The configured (shipped) file; training uses ``modelops.hyperparameters.load_active`` which prefers a tuned file."""
-    params, _ = read_hyperparameters_file(cfg.hyperparameters_path)
+    params, _ = read_hyperparameters_file(configured_hyperparameters_file(cfg))
     return apply_overrides(params, overrides)

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from modelops.errors import UserInputError
+
 CONFIG_ENV = "MODELOPS_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "store_sales.yaml"
 
@@ -34,10 +36,12 @@ METRICS: dict[str, bool] = {
 }
 REGRESSION_METRICS = ("rmspe", "mape", "rmse", "mae", "r2")
 CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+# Metrics that divide by the actual: undefined at zero, meaningless across it.
+PERCENTAGE_METRICS = ("rmspe", "mape")
 
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A config file that cannot be used; the message names file and key."""
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from modelops import tracking
 from modelops.governance import registry
 from modelops.data import storage
-from modelops.config import ModelopsConfig
+from modelops.config import ConfigError, ModelopsConfig
 from modelops.tracking import RunContext
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,10 @@ def training_window(cfg: ModelopsConfig, ctx: RunContext, start: str | None = No
     """[start, end) from params, else the data interval's end and ``training.window_days`` back."""
     end_d = _day(end) or _day(ctx.data_interval_end) or _day(ctx.logical_date)
     if end_d is None:
-        raise ValueError("no training window end: the run has no data interval and no training_end param")
+        raise ConfigError("no training window end: the run has no data interval and no training_end param")
     start_d = _day(start) or end_d - timedelta(days=cfg.training.window_days)
     if start_d >= end_d:
-        raise ValueError(f"training window is empty: start {start_d} is not before end {end_d}")
+        raise ConfigError(f"training window is empty: start {start_d} is not before end {end_d}")
     return start_d, end_d
 
 
@@ -81,7 +81,7 @@ def validate_data(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date, 
     staged, fingerprint = staging.result()  # a window that passed has rows, so it was staged
     storage.commit_staged(staged, path)
     out = {"rows": int(len(df)), "fingerprint": fingerprint, "path": path,
-           "start": start.isoformat(), "end": end.isoformat(), "expectations": len(result.raw.get("results", []))}
+           "start": start.isoformat(), "end": end.isoformat(), "expectations": len(result.raw.get("results", [])), "notes": result.notes}
     log.info("validated %d rows of %s in [%s, %s): %d expectations passed", len(df), cfg.model_name, start, end, out["expectations"])
     return out
 
@@ -562,8 +562,8 @@ def _signature(cfg: ModelopsConfig, raw: Any):
     cols = [ColSpec("datetime", d.timestamp_column)]
     import pandas as pd
 
-    ent_type = "long" if pd.api.types.is_integer_dtype(raw[d.entity_column]) else "string"
-    cols.append(ColSpec(ent_type, d.entity_column))
+    if d.entity_column:
+        cols.append(ColSpec("long" if pd.api.types.is_integer_dtype(raw[d.entity_column]) else "string", d.entity_column))
     # Numeric columns keep the type the data has: MLflow refuses int64 -> float64 as "unsafe".
     cols += [ColSpec("long" if pd.api.types.is_integer_dtype(raw[c]) else "double", c) for c in cfg.features.numeric]
     cols += [ColSpec("string", c) for c in cfg.features.categorical]
@@ -740,7 +740,7 @@ def detect_drift(cfg: ModelopsConfig, ctx: RunContext, current_path: str, start:
         ref_start = start - timedelta(days=cfg.drift.reference_window_days)
         ref_df = storage.read_window(cfg, ref_start, start)
         if ref_df.empty:
-            raise ValueError(f"no reference data: no production model and no rows in [{ref_start}, {start}) under {cfg.data.path}")
+            raise storage.DataError(f"no reference data (no production model): {storage.describe_window(cfg, ref_start, start)}")
         reference = ReferenceProfile.from_frame(ref_df, numeric, categorical, cfg.drift.psi_bins)
         reference_desc = f"window [{ref_start}, {start})"
     report = _detect(reference, current, cfg.drift, numeric, categorical)

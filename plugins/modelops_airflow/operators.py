@@ -7,6 +7,7 @@ Frames never go through XCom. Heavy imports happen inside ``execute``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -62,14 +63,48 @@ def push_then_skip(op: Any, context: Context, result: dict[str, Any], tasks: lis
     op.skip(ti=context["ti"], tasks=tasks)
 
 
+def _fail_fast(execute: Any) -> Any:
+    """``execute`` with the user's mistakes made final: a config, schema or data error (``UserInputError``)
+    fails the task without retries (``AirflowFailException``), so the reason shows at the first try;
+    anything else (object store, database, network) keeps Airflow's retries. An empty window of a
+    monitoring task follows ``monitoring.on_empty_day``: fail, or skip with the reason."""
+
+    @functools.wraps(execute)
+    def wrapper(self: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
+        from modelops.errors import UserInputError
+
+        try:
+            return execute(self, context, *args, **kwargs)
+        except UserInputError as exc:
+            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+            from modelops.data.validation import NoDataError
+
+            cfg = getattr(self, "_cfg", None)
+            if isinstance(exc, NoDataError) and self.empty_day_rule and cfg is not None and cfg.monitoring.on_empty_day == "skip":
+                raise AirflowSkipException(f"skipped (monitoring.on_empty_day: skip): {exc}") from exc
+            raise AirflowFailException(f"{type(exc).__name__} (not retried: fix the config or the data, then clear the task): "
+                                       f"{exc}") from exc
+
+    return wrapper
+
+
 class ModelopsOperator(BaseOperator):
     """Loads the config and the connections, then runs one lifecycle step.
+
+    Config, schema and data errors fail the task at once, without retries (see ``_fail_fast``).
 
     :param config_path: problem config YAML; default ``$MODELOPS_CONFIG`` or the demo config.
     """
 
     template_fields: Sequence[str] = ("config_path",)
     ui_color = "#e8f1fb"
+    empty_day_rule = False  # monitoring tasks: an empty window follows monitoring.on_empty_day
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "execute" in cls.__dict__:
+            cls.execute = _fail_fast(cls.__dict__["execute"])
 
     def __init__(self, *, config_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -82,6 +117,7 @@ class ModelopsOperator(BaseOperator):
 
         ModelopsHook().configure_environment()
         cfg = load_config(self.config_path)
+        self._cfg = cfg
         return cfg, run_context(context)
 
     def pull(self, context: Context, task_id: str) -> Any:
@@ -106,6 +142,7 @@ class ValidateDataOperator(ModelopsOperator):
         if window not in ("training", "interval"):
             raise ValueError("window must be 'training' or 'interval'")
         self.window = window
+        self.empty_day_rule = window == "interval"
         self.mlflow_parent_kind = mlflow_parent_kind
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -125,7 +162,9 @@ class ValidateDataOperator(ModelopsOperator):
             start = storage.as_day(ctx.data_interval_start or ctx.logical_date)
             end = storage.as_day(ctx.data_interval_end or ctx.logical_date)
             if start >= end:
-                raise ValueError(f"empty data interval [{start}, {end}): schedule this DAG with an interval timetable")
+                from modelops.errors import UserInputError
+
+                raise UserInputError(f"empty data interval [{start}, {end}): schedule this DAG with an interval timetable")
         snapshot = "raw.parquet" if self.window == "training" else "current.parquet"
         parent = lifecycle.parent_run(cfg, ctx, self.mlflow_parent_kind) if self.window == "training" else None
         return lifecycle.validate_data(cfg, ctx, start, end, snapshot, mlflow_run_id=parent)
@@ -372,17 +411,22 @@ def _interval(ctx: Any) -> tuple[Any, Any]:
     start = as_day(ctx.data_interval_start or ctx.logical_date)
     end = as_day(ctx.data_interval_end or ctx.logical_date)
     if start >= end:
-        raise ValueError(f"empty data interval [{start}, {end}): schedule this DAG with an interval timetable")
+        from modelops.errors import UserInputError
+
+        raise UserInputError(f"empty data interval [{start}, {end}): schedule this DAG with an interval timetable")
     return start, end
 
 
 class BatchPredictOperator(ModelopsOperator):
     """Score the data interval's rows with ``models:/NAME@production`` (+ ``staging`` as shadow); log them.
 
-    Skips (not fails) when there is no production version yet or no data for the day.
+    Validates the rows first (the drift suite, without the target's rules): on failure nothing is
+    scored or stored. Skips when there is no production version yet; a day with no rows follows
+    ``monitoring.on_empty_day`` (fail, the default, or skip), as ``drift_daily`` does.
     """
 
     ui_color = "#e3f2fd"
+    empty_day_rule = True
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException

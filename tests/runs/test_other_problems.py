@@ -1,4 +1,4 @@
-"""The same DAGs on a classification problem, and a bad partition stopping everything downstream."""
+"""The same DAGs on a classification problem, and a bad partition stopping everything downstream at the first try."""
 
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ def test_bad_partition_fails_validation_and_nothing_downstream_runs(problem, tmp
     dr = load_dag("retrain_weekly").test(logical_date=utc("2025-06-01"))
     st = states(dr)
     assert st["validate_data"] == "failed"
+    # bad data is not retried: the reason shows at the first try (issue 18), not after backoffs
+    assert {ti.task_id: ti.try_number for ti in dr.get_task_instances()}["validate_data"] == 1
     assert all(s == "upstream_failed" for t, s in st.items() if t != "validate_data"), st
     assert registry.versions(cfg.model_name) == []
     (kept,) = Path(storage.work_root(), cfg.model_name).glob("retrain_weekly/*/validation_result.json")

@@ -52,3 +52,36 @@ def test_write_dataset_one_partition_per_day_and_rerun_overwrites(tmp_path, monk
     back = read_window(cfg, date(2025, 1, 1), date(2025, 1, 11))
     assert len(back) == len(df)
     assert len(read_window(cfg, date(2025, 1, 3), date(2025, 1, 5))) == 10
+
+
+def test_trips_are_events_from_2013_with_hourly_values_shared_within_the_hour():
+    from modelops.data.sample_data import generate_trips
+
+    a = generate_trips(date(2013, 1, 1), date(2013, 2, 1), n_stations=10, seed=1)
+    pd.testing.assert_frame_equal(a, generate_trips(date(2013, 1, 1), date(2013, 2, 1), n_stations=10, seed=1))
+    assert a["started_at"].min() >= pd.Timestamp("2013-01-01") and a["started_at"].max() < pd.Timestamp("2013-02-01")
+    per_station_day = a.groupby([a.started_at.dt.date, "station_id"]).size()
+    assert per_station_day.mean() > 5 and a.duplicated(["station_id", "started_at"]).any()  # many rows per key, day and hour
+    assert a.groupby("started_at")[["temperature", "humidity", "weather"]].nunique().max().max() == 1  # one value per hour
+    assert (a["duration_min"] > 0).all() and set(a["is_long"]) <= {0, 1}
+    assert a.groupby("rider_type")["duration_min"].mean()["casual"] > a.groupby("rider_type")["duration_min"].mean()["member"]
+    drifted = generate_trips(date(2013, 1, 1), date(2013, 3, 1), n_stations=10, seed=1, drift_start=date(2013, 2, 1))
+    base = generate_trips(date(2013, 1, 1), date(2013, 3, 1), n_stations=10, seed=1)
+    before = base.started_at < "2013-02-01"
+    pd.testing.assert_frame_equal(base[before], drifted[drifted.started_at < "2013-02-01"])
+    late = drifted.started_at >= "2013-02-10"
+    assert drifted.loc[late, "distance_km"].mean() > 1.25 * base.loc[base.started_at >= "2013-02-10", "distance_km"].mean()
+
+
+def test_generate_for_config_picks_the_trips_for_the_trips_config(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from modelops.data.sample_data import generate_for_config
+
+    monkeypatch.setenv("MODELOPS_DATA_ROOT", str(tmp_path))
+    cfg = load_config(Path(__file__).resolve().parents[2] / "include" / "config" / "trips.yaml")
+    df = generate_for_config(cfg, date(2013, 1, 1), date(2013, 3, 1), seed=2)
+    assert {"started_at", "station_id", "duration_min"} <= set(df.columns)
+    assert write_dataset(df, cfg) == 2  # one file per month
+    assert sorted(p.name for p in (tmp_path / "trips").iterdir()) == ["trips-2013-01.parquet", "trips-2013-02.parquet"]
+    assert len(read_window(cfg, date(2013, 1, 1), date(2013, 3, 1))) == len(df)

@@ -7,6 +7,14 @@ Leakage rule: target lags and rolling means are per entity and use only actuals
 at least ``horizon_days`` older than the row's own timestamp. At inference the
 builder joins the input with the recent actuals it kept from training, so a
 forecast for the days after training still sees the lags it was trained with.
+
+Aggregation rule (``features.target_aggregation``): the rows of one entity on one
+calendar day become one value, ``last`` (the latest row; a panel's one row) or the
+day's ``mean``/``sum``/``count``/``min``/``max`` of the target. A row on day d reads
+``target_lag_k`` = that value on day d - k, and ``target_roll_mean_w`` = the mean of
+the values on days [d - horizon - w + 1, d - horizon] that have rows (days without
+rows are missing, not zero). The row's own day is never read (horizon >= 1). No
+entity column: the same over all rows of a day.
 """
 
 from __future__ import annotations
@@ -26,10 +34,13 @@ if TYPE_CHECKING:
 CALENDAR_FEATURES = ["cal_dayofweek", "cal_day", "cal_month", "cal_weekofyear", "cal_dayofyear", "cal_year", "cal_is_month_start", "cal_is_month_end"]
 
 
+AGGREGATIONS = ("last", "mean", "sum", "count", "min", "max")
+
+
 @dataclass
 class FeatureBuilder:
     timestamp: str
-    entity: str
+    entity: str | None
     target: str
     numeric: list[str]
     categorical: list[str]
@@ -39,9 +50,11 @@ class FeatureBuilder:
     target_rolling_windows: list[int] = field(default_factory=list)
     entity_as_feature: bool = True
     float32: bool = True
+    target_aggregation: str = "last"
     # fitted state
     categories: dict[str, list[str]] = field(default_factory=dict)
-    history: pd.DataFrame | None = None
+    history: pd.DataFrame | None = None  # one aggregated actual per (entity, day) of the last history_days
+    intraday: bool = False  # timestamps carry a time of day: cal_hour joins the calendar features
 
     @classmethod
     def from_config(cls, cfg: ModelopsConfig) -> FeatureBuilder:
@@ -56,9 +69,18 @@ class FeatureBuilder:
             horizon_days=f.horizon_days,
             target_lags=sorted(f.target_lags),
             target_rolling_windows=sorted(f.target_rolling_windows),
-            entity_as_feature=f.entity_as_feature,
+            entity_as_feature=f.entity_as_feature and cfg.data.entity_column is not None,
             float32=cfg.training.use_float32,
+            target_aggregation=f.target_aggregation,
         )
+
+    @property
+    def _ent(self) -> str:
+        """Column name of the entity in the kept history (a constant entity when the data has none)."""
+        return self.entity or "_entity"
+
+    def _entities(self, df: pd.DataFrame) -> np.ndarray:
+        return df[self.entity].to_numpy() if self.entity else np.zeros(len(df), dtype=np.int64)
 
     # -- fitting -------------------------------------------------------------------
     @property
@@ -78,13 +100,28 @@ class FeatureBuilder:
         self.categories = {
             c: sorted(map(str, pd.Series(df[c]).dropna().astype(str).unique())) for c in self.categorical
         }
+        stamp = pd.to_datetime(df[self.timestamp])
+        self.intraday = bool(len(stamp)) and bool((stamp != stamp.dt.normalize()).any())
         if self.uses_target_history:
-            ts = pd.to_datetime(df[self.timestamp]).dt.normalize()
+            ts = stamp.dt.normalize()
             cutoff = ts.max() - pd.Timedelta(days=self.history_days)
-            keep = (ts > cutoff) & df[self.target].notna()
-            hist = pd.DataFrame({self.entity: df.loc[keep, self.entity].to_numpy(), "_day": ts[keep].to_numpy(), "_y": df.loc[keep, self.target].astype("float64").to_numpy()})
-            self.history = hist.reset_index(drop=True)
+            y = pd.to_numeric(df[self.target], errors="coerce")
+            keep = ((ts > cutoff) & y.notna()).to_numpy()
+            rows = pd.DataFrame({self._ent: self._entities(df)[keep], "_day": ts.to_numpy()[keep],
+                                 "_y": y.to_numpy(dtype="float64")[keep], "_ts": stamp.to_numpy()[keep]})
+            self.history = self._aggregate_frame(rows).reset_index(drop=True)
         return self
+
+    def _aggregate_frame(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """(entity, _day, _y[, _ts]) rows -> one ``target_aggregation`` value per (entity, day)."""
+        keys = [self._ent, "_day"]
+        how = getattr(self, "target_aggregation", "last")
+        if how == "last":
+            if "_ts" in rows.columns:
+                rows = rows.sort_values("_ts", kind="stable")
+            return rows.drop_duplicates(keys, keep="last")[[*keys, "_y"]]
+        grouped = rows.groupby(keys, sort=False, dropna=False)["_y"]
+        return (grouped.size().astype("float64") if how == "count" else grouped.agg(how)).rename("_y").reset_index()
 
     @property
     def feature_names(self) -> list[str]:
@@ -93,7 +130,7 @@ class FeatureBuilder:
         if self.entity_as_feature:
             names.append("entity_code")
         if self.calendar:
-            names += CALENDAR_FEATURES
+            names += CALENDAR_FEATURES + (["cal_hour"] if getattr(self, "intraday", False) else [])
         names += [f"target_lag_{k}" for k in self.target_lags]
         names += [f"target_roll_mean_{w}" for w in self.target_rolling_windows]
         return names
@@ -143,38 +180,52 @@ class FeatureBuilder:
             put("cal_year", ts.dt.year.to_numpy())
             put("cal_is_month_start", ts.dt.is_month_start.to_numpy())
             put("cal_is_month_end", ts.dt.is_month_end.to_numpy())
+            if getattr(self, "intraday", False):
+                put("cal_hour", ts.dt.hour.to_numpy())
         return pd.DataFrame(block.T, index=df.index, columns=names, copy=False)
 
     def _known_actuals(self, df: pd.DataFrame, day: pd.Series, use_history: bool) -> pd.DataFrame:
-        """Actuals (entity, day, y) a row may look back at: the input's non-null targets after the kept history."""
-        known = pd.DataFrame({self.entity: df[self.entity].to_numpy(), "_day": day.to_numpy()})
+        """Actuals (entity, day, y) a row may look back at: the input's non-null targets aggregated per
+        entity and day, after the kept history (the input's day wins over the history's)."""
+        known = pd.DataFrame({self._ent: self._entities(df), "_day": day.to_numpy(),
+                              "_ts": pd.to_datetime(df[self.timestamp]).to_numpy()})
         if self.target in df.columns:
             known["_y"] = pd.to_numeric(df[self.target], errors="coerce").to_numpy(dtype="float64")
         else:
             known["_y"] = np.nan
-        known = known[known["_y"].notna()]
+        known = self._aggregate_frame(known[known["_y"].notna()])
         if use_history and self.history is not None and len(self.history):
             known = pd.concat([self.history, known], ignore_index=True)
         return known
 
-    def _known_arrays(self, df: pd.DataFrame, rdays: np.ndarray, use_history: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """:meth:`_known_actuals` as (entity, day number, y) arrays, without the frame and its filtered copy;
+    def _known_arrays(self, df: pd.DataFrame, rdays: np.ndarray, use_history: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray | None] | None:
+        """The actuals as (entity, day number, y) arrays, the kept history's first, plus how many of them
+        come from the history and, when the input has times of day, the input rows' timestamps (ns);
         None when the kept history has null entities or non-day timestamps (the indexed path handles those)."""
+        ents = self._entities(df)
+        tsns = None
         if self.target in df.columns:
             y = pd.to_numeric(df[self.target], errors="coerce").to_numpy(dtype="float64")
             m = ~np.isnan(y)
-            ent, days, y = df[self.entity].to_numpy()[m], rdays[m], y[m]
+            ent, days, y = ents[m], rdays[m], y[m]
+            if getattr(self, "intraday", False):
+                tsns = pd.to_datetime(df[self.timestamp]).to_numpy().astype("datetime64[ns]").astype(np.int64)[m]
         else:
-            ent, days, y = df[self.entity].to_numpy()[:0], rdays[:0], np.empty(0)
+            ent, days, y = ents[:0], rdays[:0], np.empty(0)
+        n_hist = 0
         if use_history and self.history is not None and len(self.history):
             h = self.history
             hdays = _day_numbers(h["_day"])
-            if hdays is None or h[self.entity].isna().any():
+            if hdays is None or h[self._ent].isna().any():
                 return None
-            ent = np.concatenate([h[self.entity].to_numpy(), ent])
+            n_hist = len(h)
+            ent = np.concatenate([h[self._ent].to_numpy(), ent])
             days = np.concatenate([hdays, days])
             y = np.concatenate([h["_y"].to_numpy(dtype="float64"), y])
-        return ent, days, y
+            if tsns is not None:
+                tsns = np.concatenate([hdays * 86_400_000_000_000, tsns])
+        return ent, days, y, n_hist, tsns
 
     def _target_history_features(self, df: pd.DataFrame, day: pd.Series, use_history: bool, dtype: type) -> dict[str, np.ndarray]:
         """Lags and rolling means by integer keys (entity code x day number) instead of MultiIndex joins.
@@ -186,11 +237,11 @@ class FeatureBuilder:
         or null entities take the indexed path.
         """
         rdays = _day_numbers(day)
-        rows_ent = df[self.entity]
+        rows_ent = pd.Series(self._entities(df))
         known = self._known_arrays(df, rdays, use_history) if rdays is not None and not rows_ent.isna().any() else None
         if known is None:
             return self._target_history_features_indexed(df, day, use_history, dtype)
-        k_ent, kdays, k_y = known
+        k_ent, kdays, k_y, n_hist, k_ts = known
         del known
         n = len(df)
         out: dict[str, np.ndarray] = {}
@@ -203,17 +254,24 @@ class FeatureBuilder:
         del k_ent
         d0, d1 = int(kdays.min()), int(max(kdays.max(), rdays.max()))
         span = d1 - d0 + 1
-        # one actual per entity and day, the last one wins (history first, then the input)
+        # one actual per entity and day: the last one (history first, then the input; by time of day
+        # when there is one), or the aggregate of the input's rows (the input's day wins over the history's)
         key = kcode * span + (kdays - d0)
         del kcode, kdays
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key, kind="stable") if k_ts is None else np.lexsort((k_ts, key))
+        del k_ts
         sorted_key = key[order]
         del key
-        last = np.append(sorted_key[1:] != sorted_key[:-1], True)
-        keys, pos_y = sorted_key[last], order[last]
-        del sorted_key, order, last
-        y = k_y[pos_y]
-        del k_y, pos_y
+        how = getattr(self, "target_aggregation", "last")
+        if how == "last":
+            last = np.append(sorted_key[1:] != sorted_key[:-1], True)
+            keys, pos_y = sorted_key[last], order[last]
+            del sorted_key, order, last
+            y = k_y[pos_y]
+            del k_y, pos_y
+        else:
+            keys, y = _aggregate_sorted(sorted_key, k_y[order], order >= n_hist, how)
+            del sorted_key, order, k_y
         base = np.where(rcode >= 0, rcode * span - d0, -1)  # a row's key for day q is base + q
         for k in self.target_lags:
             qday = rdays - k
@@ -252,17 +310,18 @@ class FeatureBuilder:
         """The MultiIndex formulation: any timestamp/entity type; the reference the keyed path is tested against."""
         known = self._known_actuals(df, day, use_history)
         # One actual per entity and day (the input wins over the stored history).
-        known = known.drop_duplicates([self.entity, "_day"], keep="last")
+        ent = self._ent
+        known = known.drop_duplicates([ent, "_day"], keep="last")
 
-        rows = pd.DataFrame({self.entity: df[self.entity].to_numpy(), "_day": day.to_numpy()})
+        rows = pd.DataFrame({ent: self._entities(df), "_day": day.to_numpy()})
         out: dict[str, np.ndarray] = {}
-        lookup = known.set_index([self.entity, "_day"])["_y"]
+        lookup = known.set_index([ent, "_day"])["_y"]
         for k in self.target_lags:
-            idx = pd.MultiIndex.from_arrays([rows[self.entity], rows["_day"] - pd.Timedelta(days=k)])
+            idx = pd.MultiIndex.from_arrays([rows[ent], rows["_day"] - pd.Timedelta(days=k)])
             out[f"target_lag_{k}"] = lookup.reindex(idx).to_numpy(dtype=dtype)
         if self.target_rolling_windows:
             # Daily grid per entity so a window is calendar days, not rows.
-            wide = known.pivot_table(index="_day", columns=self.entity, values="_y", aggfunc="last")
+            wide = known.pivot_table(index="_day", columns=ent, values="_y", aggfunc="last")
             if len(wide):
                 full = pd.date_range(wide.index.min(), max(wide.index.max(), rows["_day"].max()), freq="D")
                 wide = wide.reindex(full)
@@ -273,11 +332,36 @@ class FeatureBuilder:
                 # mean over [d - horizon - w + 1, d - horizon]: shifted so no recent actual leaks in
                 roll = wide.rolling(w, min_periods=1).mean().shift(self.horizon_days)
                 stacked = roll.stack(future_stack=True)
-                stacked.index = stacked.index.set_names(["_day", self.entity])
+                stacked.index = stacked.index.set_names(["_day", ent])
                 s = stacked.swaplevel().sort_index()
-                idx = pd.MultiIndex.from_arrays([rows[self.entity], rows["_day"]])
+                idx = pd.MultiIndex.from_arrays([rows[ent], rows["_day"]])
                 out[f"target_roll_mean_{w}"] = s.reindex(idx).to_numpy(dtype=dtype)
         return out
+
+
+def _aggregate_sorted(sorted_key: np.ndarray, y: np.ndarray, from_input: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """One value per key of a sorted key array: ``how`` over the input's rows of the key; a key only
+    the kept history has keeps its (already aggregated) value. Keys and values, sorted by key."""
+    start = np.append(True, sorted_key[1:] != sorted_key[:-1])
+    group = np.cumsum(start) - 1
+    has_input = np.zeros(int(group[-1]) + 1 if len(group) else 0, dtype=bool)
+    has_input[group[from_input]] = True
+    keep = from_input | ~has_input[group]  # history rows of a day the input also has are dropped
+    sk, v, inp = sorted_key[keep], y[keep], from_input[keep]
+    if how == "count":
+        v = np.where(inp, 1.0, v)  # each input row counts once; a history-only day keeps its count
+    first = np.flatnonzero(np.append(True, sk[1:] != sk[:-1]))
+    if how in ("sum", "count"):
+        vals = np.add.reduceat(v, first)
+    elif how == "mean":
+        vals = np.add.reduceat(v, first) / np.diff(np.append(first, len(sk)))
+    elif how == "min":
+        vals = np.minimum.reduceat(v, first)
+    elif how == "max":
+        vals = np.maximum.reduceat(v, first)
+    else:
+        raise ValueError(f"unknown target aggregation {how!r}; expected one of {list(AGGREGATIONS)}")
+    return sk[first], vals
 
 
 def _entity_codes(known: np.ndarray, rows: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

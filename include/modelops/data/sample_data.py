@@ -1,10 +1,12 @@
 """Deterministic sample data for the demo and the tests.
 
-Store sales: daily sales per store with weekday, yearly, holiday and promo
-seasonality, competition and customers, multiplicative noise. Churn: a binary
-classification table. Both can inject drift from a given day: shifted/scaled
-inputs AND a changed relationship between inputs and target, phased in over a
-week, so a model trained before the drift gets clearly worse after it.
+Store sales: daily sales per store (a panel: one row per store and day) with weekday,
+yearly, holiday and promo seasonality, competition and customers, multiplicative noise.
+Churn: a binary classification table. Trips: event data, many bike-share trips per
+station per hour, the weather an hourly value shared by every trip of that hour. All
+can inject drift from a given day: shifted/scaled inputs AND a changed relationship
+between inputs and target, phased in over a week, so a model trained before the drift
+gets clearly worse after it.
 """
 
 from __future__ import annotations
@@ -162,25 +164,125 @@ def generate_churn(start: date, end: date, n_per_day: int = 60, seed: int = 11, 
     })
 
 
+def generate_trips(start: date, end: date, n_stations: int = 30, trips_per_day: float = 12.0, seed: int = 13,
+                   drift_start: date | None = None) -> pd.DataFrame:
+    """Bike-share trips in [start, end): event data, many rows per station per day and per hour.
+
+    ``started_at`` is the hour the trip started (so one station often has several trips with the
+    same timestamp); ``temperature``, ``humidity`` and ``weather`` are hourly values shared by
+    every trip of that hour; ``distance_km`` and ``rider_type`` are per trip; ``district`` and
+    ``capacity`` per station. ``duration_min`` (the regression target, always > 0) follows
+    distance, rider type, weather, hour, temperature and a station effect; ``is_long`` (0/1,
+    a classification target) is a duration above 25 minutes. Drift: warmer, more humid hours,
+    longer trips and slower riders (the relationship changes too).
+    """
+    rng = np.random.default_rng(seed)
+    days = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="D", inclusive="left")
+    if len(days) == 0 or n_stations <= 0:
+        raise ValueError("need at least one day and one station")
+    hours = pd.date_range(days[0], days[-1] + pd.Timedelta(hours=23), freq="h")
+    # hourly weather, shared by every trip of the hour
+    doy, hod = hours.dayofyear.to_numpy(), hours.hour.to_numpy()
+    h_ramp = _ramp(hours.normalize(), drift_start)
+    temperature = (12 + 10 * np.sin(2 * np.pi * (doy - 110) / 365.25) + 4 * np.sin(2 * np.pi * (hod - 9) / 24)
+                   + rng.normal(0, 2.0, len(hours)) + 6 * h_ramp).round(1)
+    humidity = np.clip(65 - 0.8 * (temperature - 12) + rng.normal(0, 8, len(hours)) + 12 * h_ramp, 10, 100).round(0)
+    weather = rng.choice(np.array(["clear", "cloudy", "rain"]), len(hours), p=[0.55, 0.3, 0.15]).astype(object)
+    # stations
+    district = rng.choice(np.array(["north", "south", "east", "west", "centre"]), n_stations).astype(object)
+    capacity = rng.integers(10, 40, n_stations)
+    station_speed = rng.normal(1.0, 0.08, n_stations).clip(0.75, 1.3)
+    # trips: busier at commute hours and on weekdays
+    hour_weight = np.array([0.2, 0.1, 0.1, 0.1, 0.2, 0.5, 1.2, 2.5, 3.0, 1.6, 1.0, 1.1, 1.3, 1.2, 1.1, 1.3, 1.9, 2.8,
+                            2.6, 1.6, 1.0, 0.7, 0.5, 0.3])
+    weekday = np.where(hours.dayofweek.to_numpy() < 5, 1.0, 0.7)
+    rate = trips_per_day * hour_weight[hod] / hour_weight.sum() * weekday * np.where(weather == "rain", 0.5, 1.0)
+    counts = rng.poisson(np.outer(rate, np.ones(n_stations)))  # (hours, stations)
+    h_idx, s_idx = np.nonzero(counts)
+    reps = counts[h_idx, s_idx]
+    h_idx, s_idx = np.repeat(h_idx, reps), np.repeat(s_idx, reps)
+    n = len(h_idx)
+    ramp = h_ramp[h_idx]
+    rider = rng.choice(np.array(["member", "casual"]), n, p=[0.7, 0.3]).astype(object)
+    distance = (rng.gamma(2.2, 1.1, n) * (1 + 0.4 * ramp)).round(2) + 0.2
+    slow = np.where(rider == "casual", 1.35, 1.0) * np.where(weather[h_idx] == "rain", 1.15, 1.0)
+    rush = np.isin(hod[h_idx], (7, 8, 17, 18)) * 0.12
+    heat = 0.01 * np.abs(temperature[h_idx] - 18)
+    minutes_per_km = (3.6 * slow * station_speed[s_idx] * (1 + rush + heat) * (1 + 0.3 * ramp * (rider == "casual"))
+                      * rng.lognormal(0, 0.12, n))
+    duration = (distance * minutes_per_km + 1.5).round(1)
+    df = pd.DataFrame({
+        "started_at": hours.to_numpy()[h_idx], "station_id": (s_idx + 1).astype(np.int64), "duration_min": duration,
+        "is_long": (duration > 25).astype(np.int64), "distance_km": distance, "temperature": temperature[h_idx],
+        "humidity": humidity[h_idx], "capacity": capacity[s_idx].astype(np.int64), "rider_type": rider,
+        "weather": weather[h_idx], "district": district[s_idx],
+    })
+    order = np.lexsort((df["station_id"].to_numpy(), df["started_at"].to_numpy()))
+    return df.iloc[order].reset_index(drop=True)
+
+
 def generate_for_config(cfg: ModelopsConfig, start: date, end: date, seed: int = 7, drift_start: date | None = None,
                         n_entities: int | None = None) -> pd.DataFrame:
-    """The shipped generators, picked by task: store sales for regression, churn for classification."""
-    if cfg.task == "regression":
+    """The shipped generator whose columns the config asks for: trips (event data, either task) when it names
+    the trips' columns, else store sales for regression, churn for classification."""
+    wanted = set(cfg.required_columns) - {cfg.data.timestamp_column}
+    if wanted <= TRIP_COLUMNS:
+        df = generate_trips(start, end, n_stations=n_entities or 30, seed=seed, drift_start=drift_start)
+        df = df.rename(columns={"started_at": "date"})
+    elif cfg.task == "regression":
         df = generate_store_sales(start, end, n_stores=n_entities or 50, seed=seed, drift_start=drift_start)
     else:
         df = generate_churn(start, end, n_per_day=n_entities or 60, seed=seed, drift_start=drift_start)
-    missing = set(cfg.required_columns) - set(df.columns)
+    missing = set(cfg.required_columns) - {cfg.data.timestamp_column} - set(df.columns)
     if missing:
         raise ValueError(f"the sample generator for task '{cfg.task}' does not produce columns {sorted(missing)} that "
                          f"{cfg.source_path or 'the config'} requires; point data.path at your own data instead")
     return df.rename(columns={"date": cfg.data.timestamp_column}) if cfg.data.timestamp_column != "date" else df
 
 
+TRIP_COLUMNS = {"station_id", "duration_min", "is_long", "distance_km", "temperature", "humidity", "capacity", "rider_type",
+                "weather", "district"}
+
+
 def write_dataset(df: pd.DataFrame, cfg: ModelopsConfig) -> int:
-    """One partition per day; re-writing a day replaces its file."""
+    """As the config's layout reads it: one partition per day, or (layout files) one file per month
+    in the glob's folder (``<name>-YYYY-MM.<format>``, a row group per day). Re-writing replaces files."""
     ts = cfg.data.timestamp_column
+    if cfg.data.layout == "files":
+        return _write_monthly_files(df, cfg)
     n = 0
     for day, part in df.groupby(df[ts].dt.normalize(), sort=True):
         write_partition(part.reset_index(drop=True), cfg.data.path, cfg.data.partition_column, day.date(), cfg.data.format)
+        n += 1
+    return n
+
+
+def _write_monthly_files(df: pd.DataFrame, cfg: ModelopsConfig) -> int:
+    import re
+
+    import fsspec
+
+    from modelops.settings import resolve_path
+
+    path = resolve_path(cfg.data.path)
+    folder, name = path.rsplit("/", 1)
+    if re.search(r"[*?\[]", folder):
+        raise ValueError(f"write_dataset writes into one folder; {path} has a wildcard before its file name")
+    stem = re.split(r"[*?\[]", name, maxsplit=1)[0].rstrip("-_.") or "part"
+    fmt = cfg.data.format
+    ts = cfg.data.timestamp_column
+    fs, base = fsspec.core.url_to_fs(folder)
+    fs.makedirs(base, exist_ok=True)
+    groups = df.groupby(df[ts].dt.to_period("M"), sort=True) if re.search(r"[*?\[]", name) else [(None, df)]
+    n = 0
+    for month, part in groups:
+        target = path if month is None else f"{folder}/{stem}-{month}.{fmt}"
+        part = part.sort_values(ts, kind="stable").reset_index(drop=True)
+        with fsspec.open(target, "wb") as fh:
+            if fmt == "parquet":  # about a day per row group: a window's filter skips the others
+                per_day = int(part.groupby(part[ts].dt.normalize()).size().max()) if len(part) else 1
+                part.to_parquet(fh, index=False, row_group_size=max(per_day, 1))
+            else:
+                part.to_csv(fh, index=False)
         n += 1
     return n

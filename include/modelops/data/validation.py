@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from modelops.errors import UserInputError
+
 if TYPE_CHECKING:
     from modelops.config import ModelopsConfig
 
@@ -26,8 +28,15 @@ log = logging.getLogger(__name__)
 FLOAT_MAX = 1.7976931348623157e308
 
 
-class DataValidationError(ValueError):
+class DataValidationError(UserInputError):
     """The data broke one or more rules; the message is the readable summary."""
+
+
+class NoDataError(DataValidationError):
+    """The window holds no rows at all; the message says why (which path, where the data is).
+
+    Its own type because the monitoring DAGs apply one rule to an empty day (``monitoring.on_empty_day``).
+    """
 
 
 @dataclass
@@ -38,8 +47,11 @@ class ValidationResult:
     raw: dict[str, Any]
     title: str = ""
     notes: list[str] = field(default_factory=list)
+    empty: bool = False  # no rows at all: NoDataError
 
     def summary(self) -> str:
+        if self.empty:
+            return f"data validation failed: 0 rows for {self.title}: {self.failures[0]['examples'][0]}"
         total = self.statistics.get("evaluated_expectations", 0)
         head = f"data validation failed: {len(self.failures)} of {total} expectations failed for {self.title}"
         lines = [head]
@@ -53,16 +65,20 @@ class ValidationResult:
 
     def raise_for_failures(self) -> None:
         if not self.success:
-            raise DataValidationError(self.summary())
+            raise (NoDataError if self.empty else DataValidationError)(self.summary())
 
 
 def _is_int_like(s: pd.Series) -> bool:
     return pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s)
 
 
-def _dtype_failures(df: pd.DataFrame, cfg: ModelopsConfig) -> list[dict[str, Any]]:
+def _dtype_failures(df: pd.DataFrame, cfg: ModelopsConfig, scoring: bool = False) -> list[dict[str, Any]]:
+    from modelops.data.checks import non_numeric_failure
+
     d = cfg.data
-    want: dict[str, str] = {d.timestamp_column: "datetime", d.target_column: "numeric"}
+    want: dict[str, str] = {d.timestamp_column: "datetime"}
+    if not scoring:
+        want[d.target_column] = "numeric"
     want.update({c: "numeric" for c in cfg.features.numeric})
     want.update({c: "string" for c in cfg.features.categorical})
     out = []
@@ -81,6 +97,11 @@ def _dtype_failures(df: pd.DataFrame, cfg: ModelopsConfig) -> list[dict[str, Any
             bad = odd[~odd.isin(["str", "int", "bool"])]
             if len(bad):
                 ok = False
+        if not ok and kind == "numeric":
+            named = non_numeric_failure(s, col, cfg, cfg.validation.max_failure_examples)
+            if named is not None:
+                out.append(named)
+                continue
         if not ok:
             examples = [repr(v) for v in s.dropna().head(3).tolist()]
             out.append({"rule": "expect_column_dtype", "column": col, "observed": f"dtype {s.dtype}",
@@ -88,19 +109,24 @@ def _dtype_failures(df: pd.DataFrame, cfg: ModelopsConfig) -> list[dict[str, Any
     return out
 
 
-def _expectations(cfg: ModelopsConfig, df: pd.DataFrame, start: datetime | None, end: datetime | None) -> list[Any]:
+def _expectations(cfg: ModelopsConfig, df: pd.DataFrame, start: datetime | None, end: datetime | None,
+                  scoring: bool = False) -> list[Any]:
+    """The config's suite. ``scoring``: the same suite without the target's rules (actuals land later)."""
     import great_expectations.expectations as gxe
+
+    from modelops.data.checks import high_cardinality_candidates
 
     d, v = cfg.data, cfg.validation
     present = set(df.columns)
+    required = [c for c in cfg.required_columns if not (scoring and c == d.target_column)]
     exps: list[Any] = [gxe.ExpectTableRowCountToBeBetween(min_value=v.min_rows)]
-    for col in cfg.required_columns:
+    for col in required:
         exps.append(gxe.ExpectColumnToExist(column=col))
     if not d.allow_extra_columns:
-        exps.append(gxe.ExpectTableColumnsToMatchSet(column_set=cfg.required_columns, exact_match=True))
+        exps.append(gxe.ExpectTableColumnsToMatchSet(column_set=cfg.required_columns, exact_match=not scoring))
     numeric_ok = {c for c in [d.target_column, *cfg.features.numeric] if c in present and pd.api.types.is_numeric_dtype(df[c])}
     # target: present, non-null (NaN included), finite, within its bounds
-    if d.target_column in present:
+    if d.target_column in present and not scoring:
         if not v.target.allow_null:
             exps.append(gxe.ExpectColumnValuesToNotBeNull(column=d.target_column))
         if d.target_column in numeric_ok:
@@ -127,8 +153,12 @@ def _expectations(cfg: ModelopsConfig, df: pd.DataFrame, start: datetime | None,
         exps.append(gxe.ExpectColumnValuesToBeBetween(
             column=d.timestamp_column, min_value=pd.Timestamp(start) if start else None,
             max_value=pd.Timestamp(end) if end else None, strict_max=end is not None))
-    if {d.entity_column, d.timestamp_column} <= present:
-        exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=[d.entity_column, d.timestamp_column]))
+    # uniqueness only where a feature needs it (target_aggregation: last) or the config asks for it
+    for key in {tuple(k) for k in (cfg.unique_key, v.unique_columns) if k}:
+        if set(key) <= present:
+            exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(key)))
+    for col in high_cardinality_candidates(df, cfg):
+        exps.append(gxe.ExpectColumnUniqueValueCountToBeBetween(column=col, min_value=0, max_value=v.max_categories))
     return exps
 
 
@@ -167,7 +197,12 @@ def _describe(r: Any, max_examples: int) -> dict[str, Any]:
     elif rule == "expect_table_columns_to_match_set":
         expected = f"exactly the columns {kw.get('column_set')} (data.allow_extra_columns is false)"
     elif rule == "expect_compound_columns_to_be_unique":
-        expected = "one row per entity and timestamp"
+        expected = (f"one row per entity and timestamp ({', '.join(kw.get('column_list') or [])}): features.target_aggregation "
+                    "'last' reads the one value per entity and time (or validation.unique_columns asks for it); for event "
+                    "data with many rows per key set features.target_aggregation to mean, sum or count")
+    elif rule == "expect_column_unique_value_count_to_be_between":
+        expected = (f"at most {kw.get('max_value')} distinct values (validation.max_categories): each one is a code the "
+                    "boosters must learn; group rare values, make the column numeric, or raise the limit")
     elif rule == "expect_column_values_to_not_be_null":
         expected = "no null/NaN values"
     if "observed_value" in res:
@@ -178,6 +213,8 @@ def _describe(r: Any, max_examples: int) -> dict[str, Any]:
             observed = f"extra columns {extra}" + (f", missing {missing}" if missing else "")
         elif rule == "expect_table_row_count_to_be_between":
             observed = f"{observed} rows"
+        elif rule == "expect_column_unique_value_count_to_be_between":
+            observed = f"{observed} distinct values"
     elif "unexpected_count" in res:
         observed = f"{res['unexpected_count']} bad values ({res.get('unexpected_percent', 0):.2f}% of non-null rows)"
         if rule == "expect_column_not_entirely_null":
@@ -208,15 +245,30 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def validate_frame(df: pd.DataFrame, cfg: ModelopsConfig, start: datetime | None = None, end: datetime | None = None) -> ValidationResult:
-    """Run the config's suite over ``df`` (the rows of [start, end))."""
+def validate_frame(df: pd.DataFrame, cfg: ModelopsConfig, start: datetime | None = None, end: datetime | None = None,
+                   scoring: bool = False, why_empty: str | None = None) -> ValidationResult:
+    """Run the config's suite over ``df`` (the rows of [start, end)).
+
+    ``scoring``: the rows batch scoring predicts, checked by the same suite without the target's
+    rules (their actuals usually land later). An empty window says why (which path, where the data
+    is: ``sources.describe_window``), unless the caller gives ``why_empty``.
+    """
+    from modelops.data import checks
+
     title = f"{cfg.model_name} [{start.date() if start else '-'}, {end.date() if end else '-'})"
+    notes = list((getattr(df, "attrs", None) or {}).get("modelops_notes") or []) if df is not None else []
     if df is None or len(df.columns) == 0 or len(df) == 0:
+        if why_empty is None and start is not None and end is not None:
+            from modelops.data.sources import describe_window
+
+            why_empty = describe_window(cfg, start.date(), end.date())
         failure = {"rule": "expect_table_row_count_to_be_between", "column": None, "observed": "0 rows",
                    "expected": f">= {max(1, cfg.validation.min_rows)} rows",
-                   "examples": [f"no rows in [{start}, {end}) under {cfg.data.path}"]}
+                   "examples": [f"no rows in [{start.date() if start else '-'}, {end.date() if end else '-'}) under {cfg.data.path}"
+                                + (f": {why_empty}" if why_empty else "")]}
         return ValidationResult(False, [failure], {"evaluated_expectations": 1, "unsuccessful_expectations": 1},
-                                {"success": False, "results": [], "modelops_failures": [failure]}, title)
+                                {"success": False, "results": [], "modelops_failures": [failure], "modelops_notes": notes},
+                                title, notes, empty=True)
     # Inf is not null, so GX's not-null passes it; map ±inf to a value outside every range (or flag it) via a view.
     import great_expectations as gx
 
@@ -231,20 +283,28 @@ def validate_frame(df: pd.DataFrame, cfg: ModelopsConfig, start: datetime | None
 
     ctx = _context()
     definition = ctx.data_sources.add_pandas("modelops").add_dataframe_asset(cfg.model_name).add_batch_definition_whole_dataframe("window")
-    suite = ctx.suites.add(gx.ExpectationSuite(name=f"{cfg.model_name}_suite", expectations=_expectations(cfg, df, start, end)))
+    suite = ctx.suites.add(gx.ExpectationSuite(name=f"{cfg.model_name}_suite", expectations=_expectations(cfg, df, start, end, scoring)))
     # The validator builds the one batch it runs on: ``get_batch(...).validate`` built (and hashed) it twice.
     # BASIC keeps the counts and the example values the summary quotes; SUMMARY's per-row index
     # lists and value counts took 0.3 s of 0.65 s on 1M rows.
     res = Validator(definition, result_format={"result_format": "BASIC", "partial_unexpected_count": cfg.validation.max_failure_examples},
                     batch_parameters={"dataframe": _gx_view(df)}).validate_expectation_suite(suite)
     failures = [_describe(r, cfg.validation.max_failure_examples) for r in res.results if not r.success]
-    failures += _dtype_failures(df, cfg)
-    failures += _infinite_failures(df, cfg, failures)
+    for f in failures:
+        checks.missing_column_hint(f, df, cfg)
+    failures += _dtype_failures(df, cfg, scoring)
+    failures += _infinite_failures(df, cfg, failures, scoring)
+    if not scoring:
+        failures += checks.metric_target_failures(df, cfg)
+    notes += checks.cardinality_notes(df, cfg)
+    for note in notes:
+        log.warning("%s: %s", title, note)
     raw = res.to_json_dict()
     raw["modelops_failures"] = failures
+    raw["modelops_notes"] = notes
     stats = dict(raw.get("statistics") or {})
-    stats["evaluated_expectations"] = stats.get("evaluated_expectations", 0) + 1
-    return ValidationResult(not failures, failures, stats, raw, title)
+    stats["evaluated_expectations"] = stats.get("evaluated_expectations", 0) + 2 + (0 if scoring else 1)
+    return ValidationResult(not failures, failures, stats, raw, title, notes)
 
 
 def _gx_view(df: pd.DataFrame) -> pd.DataFrame:
@@ -270,11 +330,11 @@ def _gx_view(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**widened) if widened else df
 
 
-def _infinite_failures(df: pd.DataFrame, cfg: ModelopsConfig, already: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _infinite_failures(df: pd.DataFrame, cfg: ModelopsConfig, already: list[dict[str, Any]], scoring: bool = False) -> list[dict[str, Any]]:
     """±inf in the target or a numeric feature (GX's range check reports them too; this names them as such)."""
     out = []
     flagged = {(f.get("column"), f["rule"]) for f in already}
-    for col in [cfg.data.target_column, *cfg.features.numeric]:
+    for col in [*([] if scoring else [cfg.data.target_column]), *cfg.features.numeric]:
         if col in df.columns and pd.api.types.is_float_dtype(df[col]):
             n = int(np.isinf(df[col].to_numpy(dtype="float64", na_value=np.nan)).sum())
             if n and (col, "expect_column_values_to_be_between") not in flagged:

@@ -276,14 +276,16 @@ def attribution_drift(cfg: ModelopsConfig, production_version: str | None, start
     if not reference or not reference.get("features"):
         return {"available": False, "reason": f"production v{production_version} has no {REFERENCE} (registered before "
                                               "explanations, or with explain.enabled: false)"}
+    from modelops.data.shapes import time_order
+
     impl = load_impl(f"models:/{cfg.model_name}/{production_version}")
-    ts, ent = cfg.data.timestamp_column, cfg.data.entity_column
+    ts = cfg.data.timestamp_column
     raw = storage.read_window(cfg, start - timedelta(days=impl.builder.history_days), end)
     where = f"{start} with production v{production_version} (data {cfg.data.path})"
     if raw.empty:
         raise X.ExplainInputError(f"attribution drift: no rows in [{start}, {end}) under {cfg.data.path}")
     X.check_columns(impl, raw, where)
-    raw = raw.sort_values([ts, ent], kind="stable").reset_index(drop=True)
+    raw = raw.sort_values(time_order(cfg), kind="stable").reset_index(drop=True)
     day = raw[ts].dt.normalize()
     mask = ((day >= np.datetime64(start)) & (day < np.datetime64(end))).to_numpy()
     if not mask.any():

@@ -118,13 +118,17 @@ def judge(metric: str, value: float | None, n_rows: int, baseline: float | None,
 # -- joining actuals and computing metrics ------------------------------------------------------
 
 def join_actuals(cfg: ModelopsConfig, preds: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
-    """Predictions with the actual of the same (entity, timestamp); rows without an actual yet are dropped."""
+    """Predictions with the actual of the same row (row key and timestamp, see ``data.shapes``); rows
+    without an actual yet are dropped."""
     import pandas as pd
 
-    ts, ent, target = cfg.data.timestamp_column, cfg.data.entity_column, cfg.data.target_column
+    from modelops.data.shapes import row_keys, time_order
+
+    ts, target = cfg.data.timestamp_column, cfg.data.target_column
     if preds.empty or source.empty or target not in source.columns:
         return preds.iloc[0:0].assign(actual=pd.Series(dtype="float64"))
-    act = pd.DataFrame({"entity": source[ent].astype(str).to_numpy(), "ts": pd.to_datetime(source[ts]).to_numpy(),
+    source = source.sort_values(time_order(cfg), kind="stable")  # the order batch scoring keyed the rows in
+    act = pd.DataFrame({"entity": row_keys(source, cfg), "ts": pd.to_datetime(source[ts]).to_numpy(),
                         "actual": pd.to_numeric(source[target], errors="coerce").to_numpy(dtype="float64")})
     act = act.dropna(subset=["actual"]).drop_duplicates(["entity", "ts"], keep="last")
     return preds.merge(act, on=["entity", "ts"], how="inner", validate="many_to_one")

@@ -141,6 +141,25 @@ def _explanation_rows(cfg: ModelopsConfig, out: pd.DataFrame) -> list[dict[str, 
 
 # -- scoring ----------------------------------------------------------------------------------
 
+def _as_float(values: Any) -> Any:
+    import pandas as pd
+
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def _validate_scored_rows(cfg: ModelopsConfig, ctx: RunContext, rows: pd.DataFrame, start: date, end: date) -> None:
+    """The day's rows through the drift suite (minus the target's rules); the result is kept in the run directory."""
+    import json
+
+    from modelops.data.validation import validate_frame
+    from modelops.lifecycle import run_dir
+
+    t0, t1 = datetime.combine(start, datetime.min.time()), datetime.combine(end, datetime.min.time())
+    result = validate_frame(rows, cfg, t0, t1, scoring=True)
+    storage.write_text(storage.join(run_dir(cfg, ctx), "validation_result.json"), json.dumps(result.raw, indent=1, default=str))
+    result.raise_for_failures()
+
+
 def predictions_path(cfg: ModelopsConfig, day: date) -> str:
     """The day's stable parquet partition (overwritten by a re-run, like the table rows)."""
     return storage.join(storage.work_root(), storage.safe_key(cfg.model_name), "predictions", f"date={day.isoformat()}",
@@ -170,14 +189,18 @@ def _score(cfg: ModelopsConfig, version: str, raw: pd.DataFrame, mask: Any, expl
 def batch_predict(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date) -> dict[str, Any]:
     """Score rows with timestamps in [start, end) with production (and staging as shadow); store them.
 
+    The rows to score pass the same validation suite as drift's (without the target's rules: their
+    actuals usually land later) before any model is loaded; on failure nothing is scored or stored.
     The rows before ``start`` are read as context only: their actuals feed the lag features,
     exactly as at training time. The scored rows' own targets are blanked first, so a
     prediction never depends on an actual that would not be known when it is made.
-    Returns ``{"skipped": reason}`` when there is no production version or no row to score.
+    Returns ``{"skipped": reason}`` when there is no production version; raises ``NoDataError``
+    (the operator applies ``monitoring.on_empty_day``) when the window has no rows.
     """
     import numpy as np
 
     from modelops.data.features import FeatureBuilder
+    from modelops.data.shapes import row_keys, time_order
 
     if start >= end:
         raise ValueError(f"empty scoring window [{start}, {end}): schedule with an interval timetable")
@@ -189,17 +212,17 @@ def batch_predict(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date) 
         staging = None
     history = FeatureBuilder.from_config(cfg).history_days
     raw = storage.read_window(cfg, start - timedelta(days=history), end)
-    ts, ent, target = cfg.data.timestamp_column, cfg.data.entity_column, cfg.data.target_column
-    if raw.empty:
-        return {"skipped": f"no data in [{start}, {end}) under {cfg.data.path}"}
-    raw = raw.sort_values([ts, ent], kind="stable").reset_index(drop=True)
-    day = raw[ts].dt.normalize()
-    mask = ((day >= np.datetime64(start)) & (day < np.datetime64(end))).to_numpy()
-    if not mask.any():
-        return {"skipped": f"no rows with {ts} in [{start}, {end}) under {cfg.data.path}"}
+    ts, target = cfg.data.timestamp_column, cfg.data.target_column
+    mask = np.zeros(len(raw), dtype=bool)
+    if len(raw) and ts in raw.columns:
+        raw = raw.sort_values(time_order(cfg), kind="stable").reset_index(drop=True)
+        day = raw[ts].dt.normalize()
+        mask = ((day >= np.datetime64(start)) & (day < np.datetime64(end))).to_numpy()
+    _validate_scored_rows(cfg, ctx, raw.loc[mask] if ts in raw.columns else raw, start, end)
     if target in raw.columns:
-        raw[target] = raw[target].astype("float64")
+        raw[target] = _as_float(raw[target])
         raw.loc[mask, target] = np.nan
+    keys = row_keys(raw.loc[mask], cfg)
 
     import pandas as pd
 
@@ -212,7 +235,7 @@ def batch_predict(cfg: ModelopsConfig, ctx: RunContext, start: date, end: date) 
         timing[role] = (load_s, score_s)
         mv = registry.get_version(cfg.model_name, version)
         part = pd.DataFrame({
-            "entity": raw.loc[mask, ent].astype(str).to_numpy(), "ts": raw.loc[mask, ts].to_numpy(),
+            "entity": keys, "ts": raw.loc[mask, ts].to_numpy(),
             "prediction": np.asarray(pred, dtype="float64"), "model_role": role, "model_version": str(version),
             "model_run_id": mv.run_id, "dag_id": ctx.dag_id, "run_id": ctx.run_id,
         })

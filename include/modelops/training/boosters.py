@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from modelops import metrics as M
+from modelops.errors import UserInputError
 
 
-class TrainingError(ValueError):
+class TrainingError(UserInputError):
     """Training cannot proceed with this data/config; the message says why."""
 
 
@@ -60,14 +61,18 @@ def time_split(df: pd.DataFrame, timestamp: str, train: float, validation: float
     return tr, va, te, bounds
 
 
-def is_time_sorted(df: pd.DataFrame, timestamp: str, entity: str) -> bool:
+def is_time_sorted(df: pd.DataFrame, timestamp: str, entity: str | None) -> bool:
     """Ordered by (timestamp, entity) with a 0..n-1 index: what a stable sort on both would leave unchanged."""
     if len(df) < 2:
         return True
     if not df.index.equals(pd.RangeIndex(len(df))):
         return False
     t = df[timestamp]
-    if t.isna().any() or df[entity].isna().any() or not t.is_monotonic_increasing:
+    if t.isna().any() or not t.is_monotonic_increasing:
+        return False
+    if entity is None:
+        return True
+    if df[entity].isna().any():
         return False
     tv = t.to_numpy()
     same = tv[1:] == tv[:-1]
@@ -80,11 +85,11 @@ def is_time_sorted(df: pd.DataFrame, timestamp: str, entity: str) -> bool:
         return False
 
 
-def sort_by_time(df: pd.DataFrame, timestamp: str, entity: str) -> pd.DataFrame:
+def sort_by_time(df: pd.DataFrame, timestamp: str, entity: str | None) -> pd.DataFrame:
     """Time order for day splits; a frame already in order (daily partitions usually are) is returned as is, not copied."""
     if is_time_sorted(df, timestamp, entity):
         return df
-    return df.sort_values([timestamp, entity], kind="stable").reset_index(drop=True)
+    return df.sort_values([c for c in (timestamp, entity) if c], kind="stable").reset_index(drop=True)
 
 
 def transform_target(y: np.ndarray, how: str) -> np.ndarray:

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from modelops.errors import UserInputError
+
 if TYPE_CHECKING:
     from modelops.data.features import FeatureBuilder
 
@@ -39,8 +41,8 @@ BOOSTERS = ("xgboost", "lightgbm")
 TARGET_HISTORY = "target history"  # what the lag/rolling features are read from: the target's past actuals
 
 
-class ExplainInputError(ValueError):
-    """Explanations were asked for, but the data to compute them is not there (rows, columns)."""
+class ExplainInputError(UserInputError):
+    """Explanations were asked for, but the data to compute them is not there (rows, columns): never retried."""
 
 
 def explanation_space(task: str, target_transform: str = "none") -> str:
@@ -139,7 +141,8 @@ def feature_sources(builder: FeatureBuilder) -> dict[str, str]:
 
     ``<col>_code`` -> the categorical column; ``entity_code`` -> the entity column; ``cal_*``
     -> the timestamp column; ``target_lag_*``/``target_roll_mean_*`` -> the target's history
-    (past actuals of the same entity, never closer than ``horizon_days``); numeric -> itself.
+    (past actuals of the same entity, or of all rows without one, never closer than
+    ``horizon_days``); numeric -> itself.
     """
     out: dict[str, str] = {}
     cats = {f"{c}_code": c for c in builder.categorical}
@@ -245,7 +248,7 @@ def check_columns(model: Any, frame: pd.DataFrame, where: str, rows: np.ndarray 
     values of a model input that is absent on every row would only explain the absence.
     """
     b = model.builder
-    need = [b.timestamp, b.entity, *b.numeric, *b.categorical]
+    need = [c for c in (b.timestamp, getattr(b, "entity", None)) if c] + [*b.numeric, *b.categorical]
     missing = [c for c in need if c not in frame.columns]
     if missing:
         raise ExplainInputError(f"cannot explain {where}: column(s) {missing} that the model reads are missing "

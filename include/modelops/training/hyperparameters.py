@@ -25,7 +25,7 @@ from typing import Any
 
 from modelops import settings
 from modelops.data import storage
-from modelops.config import ModelopsConfig, apply_overrides, read_hyperparameters_file
+from modelops.config import ModelopsConfig, apply_overrides, configured_hyperparameters_file, read_hyperparameters_file
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,9 @@ def load_active(cfg: ModelopsConfig) -> ActiveHyperparameters:
     if storage.exists(live):
         params, meta = read_hyperparameters_file(live, storage.read_text(live))
         return ActiveHyperparameters(params, live, True, meta)
-    params, meta = read_hyperparameters_file(cfg.hyperparameters_path)
-    return ActiveHyperparameters(params, str(cfg.hyperparameters_path), False, meta)
+    path = configured_hyperparameters_file(cfg)
+    params, meta = read_hyperparameters_file(path)
+    return ActiveHyperparameters(params, str(path), False, meta)
 
 
 def load_for_training(cfg: ModelopsConfig, model: str,
